@@ -1,0 +1,122 @@
+"""Load results: the errors and warnings of loading one rules file, with upstream's codes.
+
+The codes and their short descriptions are Falco's (``falco_load_result``), so scripts that grep
+``falco --validate`` output keep working. Rendering to text and JSON lives in ``report.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class ErrorCode(str, Enum):
+    LOAD_ERR_FILE_READ = "LOAD_ERR_FILE_READ"
+    LOAD_ERR_YAML_PARSE = "LOAD_ERR_YAML_PARSE"
+    LOAD_ERR_YAML_VALIDATE = "LOAD_ERR_YAML_VALIDATE"
+    LOAD_ERR_COMPILE_CONDITION = "LOAD_ERR_COMPILE_CONDITION"
+    LOAD_ERR_COMPILE_OUTPUT = "LOAD_ERR_COMPILE_OUTPUT"
+    LOAD_ERR_VALIDATE = "LOAD_ERR_VALIDATE"
+    LOAD_ERR_EXTENSION = "LOAD_ERR_EXTENSION"
+
+    @property
+    def desc(self) -> str:
+        return _ERROR_DESCS[self]
+
+
+class WarningCode(str, Enum):
+    LOAD_UNKNOWN_SOURCE = "LOAD_UNKNOWN_SOURCE"
+    LOAD_UNSAFE_NA_CHECK = "LOAD_UNSAFE_NA_CHECK"
+    LOAD_NO_EVTTYPE = "LOAD_NO_EVTTYPE"
+    LOAD_UNKNOWN_FILTER = "LOAD_UNKNOWN_FILTER"
+    LOAD_UNUSED_MACRO = "LOAD_UNUSED_MACRO"
+    LOAD_UNUSED_LIST = "LOAD_UNUSED_LIST"
+    LOAD_UNKNOWN_ITEM = "LOAD_UNKNOWN_ITEM"
+    LOAD_DEPRECATED_ITEM = "LOAD_DEPRECATED_ITEM"
+    LOAD_WARNING_EXTENSION = "LOAD_WARNING_EXTENSION"
+    LOAD_APPEND_NO_VALUES = "LOAD_APPEND_NO_VALUES"
+    LOAD_EXCEPTION_NAME_NOT_UNIQUE = "LOAD_EXCEPTION_NAME_NOT_UNIQUE"
+    LOAD_INVALID_MACRO_NAME = "LOAD_INVALID_MACRO_NAME"
+    LOAD_INVALID_LIST_NAME = "LOAD_INVALID_LIST_NAME"
+    LOAD_COMPILE_CONDITION = "LOAD_COMPILE_CONDITION"
+    LOAD_UNKNOWN_KEY = "LOAD_UNKNOWN_KEY"
+
+    @property
+    def desc(self) -> str:
+        return _WARNING_DESCS[self]
+
+
+_ERROR_DESCS = {
+    ErrorCode.LOAD_ERR_FILE_READ: "File read error",
+    ErrorCode.LOAD_ERR_YAML_PARSE: "YAML parse error",
+    ErrorCode.LOAD_ERR_YAML_VALIDATE: "Error validating internal structure of YAML file",
+    ErrorCode.LOAD_ERR_COMPILE_CONDITION: "Error compiling condition",
+    ErrorCode.LOAD_ERR_COMPILE_OUTPUT: "Error compiling output",
+    ErrorCode.LOAD_ERR_VALIDATE: "Error validating rule/macro/list/exception objects",
+    ErrorCode.LOAD_ERR_EXTENSION: "Error in extension item",
+}
+_WARNING_DESCS = {
+    WarningCode.LOAD_UNKNOWN_SOURCE: "Unknown event source",
+    WarningCode.LOAD_UNSAFE_NA_CHECK: "Unsafe <NA> comparison in condition",
+    WarningCode.LOAD_NO_EVTTYPE: "Condition has no event-type restriction",
+    WarningCode.LOAD_UNKNOWN_FILTER: "Unknown field or event-type in condition or output",
+    WarningCode.LOAD_UNUSED_MACRO: "Unused macro",
+    WarningCode.LOAD_UNUSED_LIST: "Unused list",
+    WarningCode.LOAD_UNKNOWN_ITEM: "Unknown rules file item",
+    WarningCode.LOAD_DEPRECATED_ITEM: "Used deprecated item",
+    WarningCode.LOAD_WARNING_EXTENSION: "Warning in extension item",
+    WarningCode.LOAD_APPEND_NO_VALUES: "Overriding/appending with no values",
+    WarningCode.LOAD_EXCEPTION_NAME_NOT_UNIQUE: "Multiple exceptions defined with the same name",
+    WarningCode.LOAD_INVALID_MACRO_NAME: "Invalid macro name",
+    WarningCode.LOAD_INVALID_LIST_NAME: "Invalid list name",
+    WarningCode.LOAD_COMPILE_CONDITION: "Warning in rule condition",
+    WarningCode.LOAD_UNKNOWN_KEY: "Unknown key in item definition",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """One link of upstream's location chain: which file position, inside which item."""
+
+    name: str  # file name
+    line: int  # 1-based
+    column: int  # 1-based
+    offset: int  # 0-based character offset in the file
+    item_type: str  # "rules content", "rule", "macro", "list", "condition", "output", "exception", ...
+    item_name: str
+
+
+@dataclass(slots=True)
+class LoadMessage:
+    """An error or a warning with where it happened and a snippet of the rules text."""
+
+    code: ErrorCode | WarningCode
+    message: str
+    locations: list[Location] = field(default_factory=list)
+    snippet: str = ""
+
+    @property
+    def codedesc(self) -> str:
+        return self.code.desc
+
+    @property
+    def is_error(self) -> bool:
+        return isinstance(self.code, ErrorCode)
+
+
+@dataclass(slots=True)
+class LoadResult:
+    """What loading one rules file produced."""
+
+    name: str
+    errors: list[LoadMessage] = field(default_factory=list)
+    warnings: list[LoadMessage] = field(default_factory=list)
+    schema_valid: bool = True
+    schema_warnings: list[str] = field(default_factory=list)
+
+    @property
+    def successful(self) -> bool:
+        return not self.errors
+
+    def has_warnings(self) -> bool:
+        return bool(self.warnings)
