@@ -1,17 +1,44 @@
 """The event model shared by every source.
 
-This is the minimal form the rule engine needs: a source name and a way for field extractors to
-reach the payload. ``SchemaEvent`` carries pre-extracted field values by name; it is what the
-schema-only field tables read (see ``fields.FieldSpec.extractor``).
+Field extractors receive one of these. ``JsonEvent`` is what JSON-payload sources (k8s audit,
+CloudTrail, any JSON-lines replay) produce: the raw bytes are kept, and the payload is decoded at
+most once, on first use, so an event that no rule looks into is never parsed. ``SchemaEvent``
+carries pre-extracted field values by name; the schema-only field tables read it (see
+``fields.FieldSpec.extractor``) and tests use it to state exactly what a field returns.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 
-@dataclass(slots=True)
+_UNPARSED = object()
+
+
+class JsonEvent:
+    """An event whose payload is a JSON document."""
+
+    __slots__ = ("_payload", "num", "raw", "source", "ts")
+
+    def __init__(
+        self, source: str, raw: bytes | None = None, *, payload: Any = _UNPARSED,
+        ts: int = 0, num: int = 0,
+    ) -> None:
+        self.source = source
+        self.raw = raw
+        self._payload = payload
+        self.ts = ts  # nanoseconds since the epoch
+        self.num = num
+
+    @property
+    def payload(self) -> Any:
+        """The decoded JSON document (decoded on first access; raises orjson.JSONDecodeError)."""
+        if self._payload is _UNPARSED:
+            self._payload = orjson.loads(self.raw or b"null")
+        return self._payload
+
+
 class SchemaEvent:
     """An event whose field values are given directly: ``{"proc.name": "bash", ...}``.
 
@@ -19,8 +46,14 @@ class SchemaEvent:
     one (``proc.aname[2]``); list-valued fields hold tuples.
     """
 
-    source: str
-    fields: dict[str, Any] = field(default_factory=dict)
-    evt_type: str | None = None
-    ts: int = 0
-    num: int = 0
+    __slots__ = ("evt_type", "fields", "num", "source", "ts")
+
+    def __init__(
+        self, source: str, fields: dict[str, Any] | None = None, *, evt_type: str | None = None,
+        ts: int = 0, num: int = 0,
+    ) -> None:
+        self.source = source
+        self.fields = fields or {}
+        self.evt_type = evt_type
+        self.ts = ts
+        self.num = num
