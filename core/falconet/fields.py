@@ -18,14 +18,14 @@ import csv
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 Extractor = Callable[[Any], Any]
 
 
-class FieldType(str, Enum):
+class FieldType(StrEnum):
     """Upstream's field types (``ppm_param_type`` names as printed by ``falco --list``)."""
 
     CHARBUF = "CHARBUF"
@@ -76,7 +76,7 @@ _INT_BITS = {
 _NUMERIC_TYPES = frozenset(_INT_BITS) | {FieldType.DOUBLE}
 
 
-class ArgKind(str, Enum):
+class ArgKind(StrEnum):
     """What goes between the brackets of ``field[arg]``."""
 
     NONE = "none"  # no argument allowed
@@ -259,7 +259,8 @@ def schema_registry(path: Path | None = None) -> FieldRegistry:
     path = path or find_upstream_fields_tsv()
     if path is None:
         raise FileNotFoundError(
-            "upstream field list not found: set FALCONET_FIELDS_TSV to shared/upstream/fields/fields.tsv"
+            "upstream field list not found: set FALCONET_FIELDS_TSV to the path of "
+            "shared/upstream/fields/fields.tsv"
         )
     registry = FieldRegistry()
     with path.open(encoding="utf-8") as fh:

@@ -177,5 +177,6 @@ def as_string(node: Expr | Operand | ListValue, *, round_trip: bool = False) -> 
         case Field(name, arg):
             return name + _arg_suffix(arg, rt)
         case Transformer(name, values, arg):
-            return name + "(" + ",".join(as_string(v, round_trip=rt) for v in values) + ")" + _arg_suffix(arg, rt)
+            inner = ",".join(as_string(v, round_trip=rt) for v in values)
+            return f"{name}({inner}){_arg_suffix(arg, rt)}"
     raise TypeError(f"not an AST node: {node!r}")

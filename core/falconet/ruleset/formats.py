@@ -46,7 +46,7 @@ def _resolve(node: ast.Field | ast.Transformer, table: FieldTable) -> FieldToken
 
         try:
             extract, spec = compile_operand(node, table)
-        except Exception:  # noqa: BLE001 - any compile failure means "not this length"
+        except Exception:
             return None
         return FieldToken(ast.as_string(node), 0, extract, spec, True)
     found = table.lookup(node.name)

@@ -7,10 +7,10 @@ The codes and their short descriptions are Falco's (``falco_load_result``), so s
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 
-class ErrorCode(str, Enum):
+class ErrorCode(StrEnum):
     LOAD_ERR_FILE_READ = "LOAD_ERR_FILE_READ"
     LOAD_ERR_YAML_PARSE = "LOAD_ERR_YAML_PARSE"
     LOAD_ERR_YAML_VALIDATE = "LOAD_ERR_YAML_VALIDATE"
@@ -24,7 +24,7 @@ class ErrorCode(str, Enum):
         return _ERROR_DESCS[self]
 
 
-class WarningCode(str, Enum):
+class WarningCode(StrEnum):
     LOAD_UNKNOWN_SOURCE = "LOAD_UNKNOWN_SOURCE"
     LOAD_UNSAFE_NA_CHECK = "LOAD_UNSAFE_NA_CHECK"
     LOAD_NO_EVTTYPE = "LOAD_NO_EVTTYPE"
@@ -82,7 +82,7 @@ class Location:
     line: int  # 1-based
     column: int  # 1-based
     offset: int  # 0-based character offset in the file
-    item_type: str  # "rules content", "rule", "macro", "list", "condition", "output", "exception", ...
+    item_type: str  # "rules content", "rule", "macro", "list", "condition", "exception"...
     item_name: str
 
 
