@@ -173,6 +173,11 @@ class FieldRegistry:
         for spec in table:
             merged.add(spec)
 
+    def replace_table(self, table: FieldTable) -> None:
+        """Install ``table`` as the whole table of its source (a real source replacing the
+        schema-only table built from upstream's field list)."""
+        self._tables[table.source] = table
+
     def has_source(self, source: str) -> bool:
         return source in self._tables
 
