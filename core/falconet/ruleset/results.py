@@ -45,6 +45,11 @@ class WarningCode(StrEnum):
     def desc(self) -> str:
         return _WARNING_DESCS[self]
 
+    @property
+    def long_desc(self) -> str:
+        """Upstream's ``warning_desc``: what the JSON form prints as ``codedesc``."""
+        return _WARNING_LONG_DESCS[self]
+
 
 _ERROR_DESCS = {
     ErrorCode.LOAD_ERR_FILE_READ: "File read error",
@@ -73,6 +78,38 @@ _WARNING_DESCS = {
     WarningCode.LOAD_UNKNOWN_KEY: "Unknown key in item definition",
 }
 
+_WARNING_LONG_DESCS = {
+    WarningCode.LOAD_UNKNOWN_SOURCE: "A rule has a unknown event source. This can occur when "
+    "reading rules content without having a corresponding plugin loaded, etc. The rule will be "
+    "silently ignored.",
+    WarningCode.LOAD_UNSAFE_NA_CHECK: "Comparing a field value with <NA> is unsafe and can lead "
+    "to unpredictable behavior of the rule condition. If you need to check for the existence of "
+    "a field, consider using the 'exists' operator instead.",
+    WarningCode.LOAD_NO_EVTTYPE: "A rule condition matches too many evt.type values. This has a "
+    "significant performance penalty. Make the condition more specific by adding an evt.type "
+    "field or further restricting the number of evt.type values in the condition.",
+    WarningCode.LOAD_UNKNOWN_FILTER: "A rule condition or output refers to a field or evt.type "
+    "that does not exist. This is normally an error, but if a rule has a skip-if-unknown-filter "
+    "property, the error is downgraded to a warning.",
+    WarningCode.LOAD_UNUSED_MACRO: "A macro is defined in the rules content but is not used by "
+    "any other macro or rule.",
+    WarningCode.LOAD_UNUSED_LIST: "A list is defined in the rules content but is not used by any "
+    "other list, macro, or rule.",
+    WarningCode.LOAD_UNKNOWN_ITEM: "An unknown top-level object is in the rules content. It will "
+    "be ignored.",
+    WarningCode.LOAD_DEPRECATED_ITEM: "A deprecated item is employed by lists, macros, or rules.",
+    WarningCode.LOAD_WARNING_EXTENSION: "An extension item has a warning",
+    WarningCode.LOAD_APPEND_NO_VALUES: "A rule exception is overriding/appending with no values",
+    WarningCode.LOAD_EXCEPTION_NAME_NOT_UNIQUE: "A rule is defining multiple exceptions with the "
+    "same name",
+    WarningCode.LOAD_INVALID_MACRO_NAME: "A macro is defined with an invalid name",
+    WarningCode.LOAD_INVALID_LIST_NAME: "A list is defined with an invalid name",
+    WarningCode.LOAD_COMPILE_CONDITION: "A rule condition or output have been parsed with a "
+    "warning",
+    WarningCode.LOAD_UNKNOWN_KEY: "An item in the rules content contains an unrecognized key. The "
+    "key will be ignored. This may indicate a typo or a property placed on the wrong item type.",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Location:
@@ -94,6 +131,9 @@ class LoadMessage:
     message: str
     locations: list[Location] = field(default_factory=list)
     snippet: str = ""
+    #: for LOAD_DEPRECATED_ITEM about a field (``evt.dir``...): upstream's
+    #: ``deprecated_field_warning`` prints it in the summary and adds it to the JSON
+    deprecated_field: str | None = None
 
     @property
     def codedesc(self) -> str:

@@ -1,0 +1,111 @@
+"""Textual list substitution in conditions (upstream's ``resolve_list``), and macro resolution
+on the AST (``filter_macro_resolver``).
+
+Lists are replaced in the condition *text* before parsing, one list at a time in definition
+order, so a list name inserted by an earlier list is substituted in turn, and a list name that
+appears as a blank-delimited word inside a quoted string is substituted too. Every replacement
+is recorded so that a parser position can be traced back to the text as written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from falconet.condition.ast import And, Expr, Identifier, Not, Or, Pos
+from falconet.ruleset.rule_exceptions import quote_item
+
+_BLANKS = " \t\n\r"
+_DELIMS = _BLANKS + "(),="
+
+#: (start, old length, new length, where the list name started) in the text before the edit
+Edit = tuple[int, int, int, int]
+
+
+def resolve_list(cnd: str, name: str, items: list[str], edits: list[Edit]) -> tuple[str, bool]:
+    """Replace every delimited occurrence of ``name`` by its items; returns (text, used)."""
+    used = False
+    start = cnd.find(name)
+    while start != -1:
+        end = start + len(name)
+        if (start == 0 or cnd[start - 1] in _DELIMS) and (end >= len(cnd) or cnd[end] in _DELIMS):
+            name_at = start
+            while start > 0 and cnd[start - 1] in _BLANKS:
+                start -= 1
+            while end < len(cnd) and cnd[end] in _BLANKS:
+                end += 1
+            sub = ", ".join(quote_item(v) for v in items)
+            if not sub:
+                if start > 0 and cnd[start - 1] == ",":
+                    start -= 1
+                elif end < len(cnd) and cnd[end] == ",":
+                    end += 1
+            new = (cnd[:start] + " " if start > 0 else "") + sub + " "
+            edits.append((start, end - start, len(new) - start, name_at))
+            cnd = new + cnd[end:]
+            start += len(sub) + 1
+            used = True
+        start = cnd.find(name, start + 1)
+    return cnd, used
+
+
+def resolve_lists(cnd: str, lists: Iterable[tuple[str, list[str]]]) -> tuple[str, list[str],
+                                                                             list[Edit]]:
+    """Substitute every list (in the order given); returns the text, the lists used, and the
+    edits for ``unmap``."""
+    used: list[str] = []
+    edits: list[Edit] = []
+    for name, items in lists:
+        if name in cnd:
+            cnd, hit = resolve_list(cnd, name, items, edits)
+            if hit:
+                used.append(name)
+    return cnd, used, edits
+
+
+def unmap(idx: int, edits: list[Edit]) -> int:
+    """A position in the substituted text -> the position in the text before substitution
+    (inside a substituted list: where its name was)."""
+    for start, old, new, name_at in reversed(edits):
+        if idx >= start + new:
+            idx -= new - old
+        elif idx >= start:
+            idx = name_at
+    return idx
+
+
+@dataclass
+class MacroResolver:
+    """Substitutes ``Identifier`` nodes by macro ASTs (recursively), recording what it resolved,
+    what it could not, and reference loops, with the identifiers' positions."""
+
+    lookup: Callable[[str], Expr | None]
+    resolved: list[tuple[str, Pos]] = field(default_factory=list)
+    unknown: list[tuple[str, Pos]] = field(default_factory=list)
+    errors: list[tuple[str, Pos]] = field(default_factory=list)
+    _path: list[str] = field(default_factory=list)
+
+    def run(self, node: Expr) -> Expr:
+        if isinstance(node, And | Or):
+            children = tuple(self.run(c) for c in node.children)
+            if any(a is not b for a, b in zip(children, node.children, strict=True)):
+                return type(node)(children, node.pos)
+            return node
+        if isinstance(node, Not):
+            child = self.run(node.child)
+            return node if child is node.child else Not(child, node.pos)
+        if isinstance(node, Identifier):
+            macro = self.lookup(node.name)
+            if macro is None:
+                self.unknown.append((node.name, node.pos))
+                return node
+            if node.name in self._path:
+                self.errors.append((f"reference loop in macro '{node.name}'", node.pos))
+                self.unknown.append((node.name, node.pos))
+                return node
+            self._path.append(node.name)
+            out = self.run(macro)
+            self.resolved.append((node.name, node.pos))
+            self._path.pop()
+            return out
+        return node
