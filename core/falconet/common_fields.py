@@ -244,7 +244,8 @@ def _make_json_value(arg: str | None) -> Extractor:
     steps = parse_json_pointer(arg)
 
     def extract(event: Any) -> str | None:
-        value = json_document(event)
+        last = _last
+        value = last[1] if last[0] is event else json_document(event)
         if value is _MISSING:
             return None
         for key, index in steps:

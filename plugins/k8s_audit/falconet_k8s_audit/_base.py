@@ -229,6 +229,8 @@ def scalar_at(keys: tuple[str, ...]) -> Extractor:
             v = doc.get(k0, MISSING)
             if type(v) is str:
                 return v
+            if type(v) is int:
+                return str(v)
             return None if v is MISSING else marshal(v)
 
         return extract1
@@ -246,19 +248,26 @@ def scalar_at(keys: tuple[str, ...]) -> Extractor:
             v = v.get(k1, MISSING)
             if type(v) is str:
                 return v
+            if type(v) is int:
+                return str(v)
             return None if v is MISSING else marshal(v)
 
         return extract2
 
     def extract(event: Any) -> str | None:
         last = _last
-        doc = last[1] if last[0] is event else audit_doc(event)
-        if doc is None:
+        v: Any = last[1] if last[0] is event else audit_doc(event)
+        if v is None:
             return None
-        v = get_path(doc, keys)
+        for key in keys:
+            if type(v) is not dict:
+                return None
+            v = v.get(key, MISSING)
+            if v is MISSING:
+                return None
         if type(v) is str:
             return v
-        return None if v is MISSING else marshal(v)
+        return marshal(v)
 
     return extract
 

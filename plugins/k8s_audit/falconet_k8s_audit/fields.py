@@ -22,6 +22,7 @@ from ._base import (
     get_path,
     indexed,
     list_at,
+    marshal,
     no_arg,
     on_doc,
     require_key,
@@ -206,7 +207,7 @@ def _rules_field(key: str) -> Any:
         found = values(doc, index, keys)
         if found is MISSING:
             return None
-        out = [text(e) for v in found if type(v) is list for e in v]
+        out = [e if type(e) is str else marshal(e) for v in found if type(v) is list for e in v]
         return tuple(out) or None
 
     return fn

@@ -27,7 +27,6 @@ from ._base import (
     require_key,
     spec,
     text,
-    texts_skip_missing,
     values,
 )
 
@@ -67,9 +66,15 @@ def _all_texts(keys: Keys) -> ListFn:
 
 
 def _skip_missing(keys: Keys) -> ListFn:
+    """``arrayAsStringsSkipNil`` over the containers (``texts_skip_missing``, inlined: the
+    securityContext flags are what pod rules read)."""
+
     def fn(doc: dict[str, Any], index: int) -> tuple[str, ...] | None:
         found = values(doc, index, keys)
-        return None if found is MISSING else texts_skip_missing(found)
+        if found is MISSING:
+            return None
+        out = [v if type(v) is str else marshal(v) for v in found if v is not MISSING]
+        return tuple(out) if out else None
 
     return fn
 
@@ -145,7 +150,7 @@ def _effective(lst: str, key: str) -> ListFn:
         found = values(doc, index, keys)
         if found is MISSING or not found:
             return None
-        return tuple(default if v is MISSING else text(v) for v in found)
+        return tuple([default if v is MISSING else text(v) for v in found])
 
     return fn
 
