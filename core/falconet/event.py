@@ -17,9 +17,14 @@ _UNPARSED = object()
 
 
 class JsonEvent:
-    """An event whose payload is a JSON document."""
+    """An event whose payload is a JSON document.
 
-    __slots__ = ("_payload", "num", "raw", "source", "ts")
+    ``payload`` is a plain slot once set: the first read of an unset payload goes through
+    ``__getattr__``, decodes ``raw`` (raising orjson.JSONDecodeError if it is not JSON) and stores
+    the result, so every later read costs an attribute access and nothing more.
+    """
+
+    __slots__ = ("num", "payload", "raw", "source", "ts")
 
     def __init__(
         self, source: str, raw: bytes | None = None, *, payload: Any = _UNPARSED,
@@ -27,16 +32,16 @@ class JsonEvent:
     ) -> None:
         self.source = source
         self.raw = raw
-        self._payload = payload
+        if payload is not _UNPARSED:
+            self.payload = payload
         self.ts = ts  # nanoseconds since the epoch
         self.num = num
 
-    @property
-    def payload(self) -> Any:
-        """The decoded JSON document (decoded on first access; raises orjson.JSONDecodeError)."""
-        if self._payload is _UNPARSED:
-            self._payload = orjson.loads(self.raw or b"null")
-        return self._payload
+    def __getattr__(self, name: str) -> Any:
+        if name != "payload":
+            raise AttributeError(name)
+        self.payload = orjson.loads(self.raw or b"null")
+        return self.payload
 
 
 class SchemaEvent:

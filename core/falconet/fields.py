@@ -144,11 +144,14 @@ class FieldTable:
 
     def lookup(self, name: str) -> tuple[FieldSpec, str | None] | None:
         """Resolve ``name`` as upstream does: an exact name, or the longest known field name that
-        is a dotted prefix of it, the rest being the argument (``evt.arg.fd`` = ``evt.arg[fd]``).
-        Returns the spec and the dotted-suffix argument, or None for an unknown field."""
+        is a dotted prefix of it, the rest being the argument (``evt.arg.fd`` = ``evt.arg[fd]``;
+        syscall fields only, as upstream). Returns the spec and the dotted-suffix argument, or
+        None for an unknown field."""
         spec = self.fields.get(name)
         if spec is not None:
             return spec, None
+        if self.source != "syscall":  # plugin fields take arguments in brackets only
+            return None
         cut = name.rfind(".")
         while cut > 0:
             spec = self.fields.get(name[:cut])
@@ -213,12 +216,15 @@ _TSV_ARGS = {
     "": ArgKind.NONE, "None": ArgKind.NONE, "Index": ArgKind.INDEX,
     "Key, Required": ArgKind.KEY_REQUIRED, "Key": ArgKind.KEY,
 }
-# Fields upstream refuses as val() right-hand sides (sinsp_filtercheck.cpp::add_filter_value).
+# Fields upstream refuses as val() right-hand sides (sinsp_filtercheck.cpp::add_filter_value;
+# flag EPF_NO_RHS). All of them but fd.types also carry EPF_NO_TRANSFORMER.
 _NO_RHS = frozenset({
     "fd.ip", "fd.net", "fd.port", "fd.proto", "evt.rawarg", "evt.around", "proc.aname",
     "proc.apid", "proc.aexe", "proc.aexepath", "proc.acmdline", "proc.aenv", "fd.cip.name",
-    "fd.sip.name", "fd.lip.name", "fd.rip.name",
+    "fd.sip.name", "fd.lip.name", "fd.rip.name", "fd.types", "fd.cnet", "fd.snet", "fd.lnet",
+    "fd.rnet",
 })
+_NO_TRANSFORMER = _NO_RHS - {"fd.types"}
 
 
 def find_upstream_fields_tsv() -> Path | None:
@@ -255,7 +261,8 @@ def parse_fields_tsv(lines: Iterable[str]) -> list[tuple[str, FieldSpec]]:
         arg = _SYSCALL_ARGS.get(name, ArgKind.NONE) if source == "syscall" else _TSV_ARGS.get(
             arg_text, ArgKind.ANY
         )
-        out.append((source, FieldSpec(name, ftype, is_list, arg, rhs_allowed=name not in _NO_RHS)))
+        out.append((source, FieldSpec(name, ftype, is_list, arg, rhs_allowed=name not in _NO_RHS,
+                                      transformer_allowed=name not in _NO_TRANSFORMER)))
     return out
 
 
@@ -267,10 +274,16 @@ def schema_registry(path: Path | None = None) -> FieldRegistry:
             "upstream field list not found: set FALCONET_FIELDS_TSV to the path of "
             "shared/upstream/fields/fields.tsv"
         )
+    from falconet.common_fields import common_field_table, json_field_specs
+
     registry = FieldRegistry()
     with path.open(encoding="utf-8") as fh:
         for source, spec in parse_fields_tsv(fh):
             table = registry.table(source)
+            if not len(table) and source != "syscall":
+                # plugin sources also have the evt.* fields and, being JSON, the json plugin's
+                for common in [*common_field_table(source), *json_field_specs()]:
+                    table.add(common)
             if spec.name not in table:
                 table.add(spec)
     return registry

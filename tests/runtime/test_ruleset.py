@@ -1,0 +1,207 @@
+"""Runtime ruleset: enable/disable selection, priority floor, rule_matching, and bucketing."""
+
+from __future__ import annotations
+
+import pytest
+
+from falconet.event import SchemaEvent
+from falconet.ruleset.model import Priority
+from falconet.ruleset.ruleset import SelectionError, matches_wildcard
+
+from .conftest import make_ruleset
+
+THREE_RULES = """
+- rule: open shadow
+  desc: d
+  condition: evt.type = open and fd.name = /etc/shadow
+  output: shadow opened by %proc.name
+  priority: WARNING
+  tags: [filesystem, credentials]
+- rule: any open
+  desc: d
+  condition: evt.type in (open, openat)
+  output: open %fd.name
+  priority: INFO
+  tags: [filesystem]
+- rule: shell spawned
+  desc: d
+  condition: evt.type = execve and proc.name = bash
+  output: shell %proc.name
+  priority: NOTICE
+  tags: [process]
+"""
+
+
+def names(rules):
+    return [r.name for r in rules]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "text", "expected"),
+    [
+        ("*", "anything", True),
+        ("**", "anything", True),
+        ("*", "", True),
+        ("", "", True),
+        ("no star", "no star", True),
+        ("hello*world", "hello new world", True),
+        ("hello*world*", "hello new world yes", True),
+        ("*hello*world", "come on hello this world", True),
+        ("*hello*****world", "come on hello this world", True),
+        ("no star", "", False),
+        ("", "no star", False),
+        ("star", "no star", False),
+        ("hello*world", "hello new thing", False),
+        ("hello*world", "hello new world yes", False),
+        ("*hello*world", "come on hello this world yes", False),
+        ("*hello*world*", "come on hello this yes", False),
+        ("*a", "aba", False),  # no backtracking: the first 'a' is taken
+        ("a*b", "ab", True),
+        ("ab*", "a", False),
+    ],
+)
+def test_matches_wildcard_like_falco(pattern: str, text: str, expected: bool) -> None:
+    assert matches_wildcard(pattern, text) is expected
+
+
+def test_first_match_returns_rules_in_file_order(registry) -> None:
+    rs = make_ruleset(registry, THREE_RULES)
+    ev = SchemaEvent("syscall", {"evt.type": "open", "fd.name": "/etc/shadow"})
+    assert names(rs.evaluate(ev)) == ["open shadow"]
+
+
+def test_rule_matching_all_returns_every_match(registry) -> None:
+    rs = make_ruleset(registry, THREE_RULES, first_match=False)
+    ev = SchemaEvent("syscall", {"evt.type": "open", "fd.name": "/etc/shadow"})
+    assert names(rs.evaluate(ev)) == ["open shadow", "any open"]
+
+
+def test_event_type_buckets_skip_rules_of_other_types(registry) -> None:
+    rs = make_ruleset(registry, THREE_RULES, first_match=False)
+    ev = SchemaEvent("syscall", {"evt.type": "execve", "proc.name": "bash"})
+    assert names(rs.evaluate(ev)) == ["shell spawned"]
+    ev = SchemaEvent("syscall", {"evt.type": "connect", "proc.name": "bash"})
+    assert rs.evaluate(ev) == []
+
+
+def test_min_priority_rules_are_never_enabled(registry) -> None:
+    rs = make_ruleset(registry, THREE_RULES, first_match=False, min_priority=Priority.NOTICE)
+    assert names(rs.enabled_rules) == ["open shadow", "shell spawned"]
+    assert rs.enable(rule="any open") == 1  # matched, but below the floor: stays disabled
+    assert not rs.is_enabled("any open")
+
+
+def test_selection_disable_by_tag_then_enable_by_wildcard(registry) -> None:
+    rs = make_ruleset(registry, THREE_RULES, first_match=False)
+    rs.apply_selection([{"disable": {"tag": "filesystem"}}, {"enable": {"rule": "open*"}}])
+    assert names(rs.enabled_rules) == ["shell spawned", "open shadow"]
+    ev = SchemaEvent("syscall", {"evt.type": "open", "fd.name": "/etc/shadow"})
+    assert names(rs.evaluate(ev)) == ["open shadow"]
+
+
+def test_selection_disable_everything_then_enable_one(registry) -> None:
+    rs = make_ruleset(registry, THREE_RULES)
+    rs.apply_selection([{"disable": {"rule": "*"}}, {"enable": {"rule": "shell spawned"}}])
+    assert names(rs.enabled_rules) == ["shell spawned"]
+
+
+def test_legacy_substring_selection(registry) -> None:
+    rs = make_ruleset(registry, THREE_RULES)
+    assert rs.disable(substring="open") == 2
+    assert names(rs.enabled_rules) == ["shell spawned"]
+
+
+@pytest.mark.parametrize(
+    ("selection", "message"),
+    [
+        ([{"enable": {"rule": "x"}, "disable": {"rule": "y"}}],
+         "rules[0]: expected one of 'enable' or 'disable'"),
+        ([{"toggle": {"rule": "x"}}],
+         "rules[0]: expected 'enable: {rule: ...}' or 'disable: {tag: ...}'"),
+        ([{"enable": {"name": "x"}}], "rules[0].enable: expected a 'rule' or a 'tag' key"),
+    ],
+)
+def test_bad_selection_entries_are_reported(registry, selection, message) -> None:
+    rs = make_ruleset(registry, THREE_RULES)
+    with pytest.raises(SelectionError) as err:
+        rs.apply_selection(selection)
+    assert str(err.value) == message
+
+
+def test_disabled_rule_in_file_can_be_enabled_by_selection(registry) -> None:
+    rs = make_ruleset(registry, """
+    - rule: quiet
+      desc: d
+      condition: evt.type = open
+      output: o
+      priority: INFO
+      enabled: false
+    """)
+    assert rs.enabled_rules == []
+    rs.apply_selection([{"enable": {"rule": "quiet"}}])
+    assert names(rs.evaluate(SchemaEvent("syscall", {"evt.type": "open"}))) == ["quiet"]
+
+
+def test_match_counts_per_rule(registry) -> None:
+    rs = make_ruleset(registry, THREE_RULES, first_match=False)
+    for _ in range(3):
+        rs.evaluate(SchemaEvent("syscall", {"evt.type": "openat", "fd.name": "/tmp/x"}))
+    assert rs.match_counts == {"any open": 3}
+
+
+PLUGIN_RULES = """
+- rule: create pod
+  desc: d
+  condition: ka.verb = create and ka.target.resource = pods
+  output: o
+  priority: INFO
+  source: k8s_audit
+- rule: delete or patch
+  desc: d
+  condition: ka.verb in (delete, patch)
+  output: o
+  priority: INFO
+  source: k8s_audit
+- rule: not a get
+  desc: d
+  condition: not ka.verb = get
+  output: o
+  priority: INFO
+  source: k8s_audit
+- rule: anonymous
+  desc: d
+  condition: ka.user.name = "system:anonymous"
+  output: o
+  priority: INFO
+  source: k8s_audit
+"""
+
+
+def test_plugin_source_is_indexed_by_the_most_pinning_field(registry) -> None:
+    rs = make_ruleset(registry, PLUGIN_RULES, first_match=False)
+    summary = rs.index_summary()["k8s_audit"]
+    assert summary["index_field"] == "ka.verb"
+    assert summary["unindexed"] == 2  # "not a get" and "anonymous" can match any verb
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"ka.verb": "create", "ka.target.resource": "pods"}, ["create pod", "not a get"]),
+        ({"ka.verb": "patch"}, ["delete or patch", "not a get"]),
+        ({"ka.verb": "get", "ka.user.name": "system:anonymous"}, ["anonymous"]),
+        ({"ka.verb": "list"}, ["not a get"]),
+        # absent ka.verb: `not ka.verb = get` is true (absent field => comparison false)
+        ({"ka.user.name": "system:anonymous"}, ["not a get", "anonymous"]),
+    ],
+)
+def test_plugin_buckets_give_the_same_verdicts_as_evaluating_everything(
+    registry, fields, expected
+) -> None:
+    rs = make_ruleset(registry, PLUGIN_RULES, first_match=False)
+    assert names(rs.evaluate(SchemaEvent("k8s_audit", fields))) == expected
+
+
+def test_events_of_a_source_without_rules_match_nothing(registry) -> None:
+    rs = make_ruleset(registry, THREE_RULES)
+    assert rs.evaluate(SchemaEvent("aws_cloudtrail", {"ct.name": "x"})) == []
