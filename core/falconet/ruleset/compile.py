@@ -27,7 +27,7 @@ from falconet.ruleset.language import Language
 from falconet.ruleset.model import CompiledList, CompiledMacro, CompiledRule
 from falconet.ruleset.results import ErrorCode, WarningCode
 from falconet.ruleset.rule_exceptions import build_exceptions_condition, exception_operators
-from falconet.ruleset.substitute import Edit, MacroResolver, resolve_lists, unmap
+from falconet.ruleset.substitute import Edit, ListSub, MacroResolver, resolve_lists, unmap
 from falconet.ruleset.yaml_source import line_col
 
 CONTAINER_INFO = "%container.info"
@@ -70,6 +70,9 @@ class Compiler:
         self.engine = engine
         self._parse_cache: dict[str, A.Expr] = {}
         self._subst_cache: dict[tuple[str, int], tuple[str, list[str], list[Edit]]] = {}
+        self._check_cache: dict[tuple[str, A.Expr], tuple[Any, Any, bool, str]] = {}
+        self._check_by_id: dict[tuple[str, int], tuple[A.Expr, Any]] = {}
+        self._resolve_cache: dict[tuple[int, str], Any] = {}
 
     # --- positions ----------------------------------------------------------------------------
 
@@ -94,7 +97,7 @@ class Compiler:
     # --- parsing ------------------------------------------------------------------------------
 
     def parse_condition(self, written: str, pieces: list[CondPiece], fallback: Ctx,
-                        lists: list[tuple[str, list[str]]], lists_key: int,
+                        lists: list[ListSub], lists_key: int,
                         compiled_lists: dict[str, CompiledList]) -> _Parsed:
         """List substitution then parsing; a syntax error is LOAD_ERR_COMPILE_CONDITION."""
         key = (written, lists_key)
@@ -119,33 +122,52 @@ class Compiler:
         return _Parsed(written, text, edits, pieces, fallback, tree, used)
 
     def resolve_macros(self, parsed: _Parsed, lookup: Callable[[str], A.Expr | None],
-                       compiled_macros: dict[str, CompiledMacro]) -> tuple[A.Expr, list[str]]:
-        resolver = MacroResolver(lookup)
-        tree = resolver.run(parsed.ast)
-        if resolver.errors or resolver.unknown:
-            if resolver.errors:
-                msg, pos = resolver.errors[0]
-            else:
-                name, pos = resolver.unknown[0]
-                msg = f"Undefined macro '{name}' used in filter."
-            written_idx = unmap(pos.idx, parsed.edits)
-            raise LoadError(ErrorCode.LOAD_ERR_VALIDATE, msg,
-                            self.locate(parsed, parsed.written, written_idx, written_idx,
-                                        item_level=True))
-        names: list[str] = []
-        for name, _ in resolver.resolved:
+                       compiled_macros: dict[str, CompiledMacro],
+                       owner: str) -> tuple[A.Expr, list[str]]:
+        """Substitute macro references; "Undefined macro" and loops are LOAD_ERR_VALIDATE.
+
+        Memoized per (parsed tree, owner) and validated by the lookups it made: when every
+        macro it looked up resolves to the same object again, the result is reused, so
+        recompiles hand out identical trees and the type-check cache hits by identity."""
+        key = (id(parsed.ast), owner)
+        hit = self._resolve_cache.get(key)
+        if hit is not None and hit[0] is parsed.ast and all(
+            lookup(name) is obj for name, obj in hit[3]
+        ):
+            tree, resolved = hit[1], hit[2]
+        else:
+            deps: list[tuple[str, A.Expr | None]] = []
+
+            def tracked(name: str) -> A.Expr | None:
+                found = lookup(name)
+                deps.append((name, found))
+                return found
+
+            resolver = MacroResolver(tracked)
+            tree = resolver.run(parsed.ast)
+            if resolver.errors or resolver.unknown:
+                if resolver.errors:
+                    msg, pos = resolver.errors[0]
+                else:
+                    name, pos = resolver.unknown[0]
+                    msg = f"Undefined macro '{name}' used in filter."
+                written_idx = unmap(pos.idx, parsed.edits)
+                raise LoadError(ErrorCode.LOAD_ERR_VALIDATE, msg,
+                                self.locate(parsed, parsed.written, written_idx, written_idx,
+                                            item_level=True))
+            resolved = list(dict.fromkeys(name for name, _ in resolver.resolved))
+            self._resolve_cache[key] = (parsed.ast, tree, resolved, tuple(deps))
+        for name in resolved:
             compiled_macros[name].used = True
-            if name not in names:
-                names.append(name)
-        return tree, names
+        return tree, resolved
 
     # --- the three phases ---------------------------------------------------------------------
 
     def compile(self, col: Collector, warn: Warn) -> CompileOutput:
         out = CompileOutput()
         self._compile_lists(col, out)
-        list_items = [(li.name, li.items_compiled) for li in out.lists.values()]
-        lists_key = hash(tuple((n, tuple(i)) for n, i in list_items))
+        list_items = [ListSub.of(li.name, li.items_compiled) for li in out.lists.values()]
+        lists_key = hash(tuple((li.name, tuple(li.items)) for li in list_items))
         macro_asts = self._compile_macros(col, out, list_items, lists_key)
         for info in col.rules.values():
             if info.unknown_source:
@@ -181,7 +203,7 @@ class Compiler:
             out.lists[name].used = True
 
     def _compile_macros(self, col: Collector, out: CompileOutput,
-                        list_items: list[tuple[str, list[str]]],
+                        list_items: list[ListSub],
                         lists_key: int) -> dict[str, A.Expr]:
         parsed: dict[str, _Parsed] = {}
         for info in col.macros.values():
@@ -202,14 +224,14 @@ class Compiler:
                     return None
                 return asts[ref]
 
-            tree, names = self.resolve_macros(p, lookup, out.macros)
+            tree, names = self.resolve_macros(p, lookup, out.macros, "macro " + name)
             asts[name] = tree
             out.macros[name].ast = tree
             out.macros[name].macros = names
         return asts
 
     def _compile_rule(self, info: RuleInfo, col: Collector, out: CompileOutput,
-                      list_items: list[tuple[str, list[str]]], lists_key: int,
+                      list_items: list[ListSub], lists_key: int,
                       macro_asts: dict[str, A.Expr], warn: Warn) -> CompiledRule | None:
         table = self.engine.table(info.source)
         condition = info.cond
@@ -239,7 +261,8 @@ class Compiler:
                  info.output_ctx, df)
         parsed = self.parse_condition(condition, pieces, info.cond_ctx, list_items, lists_key,
                                       out.lists)
-        tree, macro_names = self.resolve_macros(parsed, macro_asts.get, out.macros)
+        tree, macro_names = self.resolve_macros(parsed, macro_asts.get, out.macros,
+                                                "rule " + info.name)
         na_check, deprecated = warning_checks(tree)
         if na_check or deprecated:
             ctx0 = self.locate(parsed, condition, 0, 0)
@@ -248,7 +271,7 @@ class Compiler:
             for df in deprecated:
                 warn(WarningCode.LOAD_DEPRECATED_ITEM, DEPRECATED_FIELDS[df], ctx0, df)
         try:
-            checked = self.engine.check(tree, table)
+            checked, event_types, too_many, compiled = self._check(tree, info.source, table)
         except self.engine.compile_error as exc:
             ctx = self._node_ctx(parsed, exc.pos, macro_asts)
             if info.skip_if_unknown_filter and _is_unknown_field_error(exc.message):
@@ -258,15 +281,16 @@ class Compiler:
         for w in getattr(checked, "warnings", ()):
             warn(WarningCode.LOAD_COMPILE_CONDITION, w.message,
                  self._node_ctx(parsed, w.pos, macro_asts), None)
-        event_types: frozenset[str] | None = None
         if info.source == "syscall":
-            event_types, codes = self.engine.event_types(tree)
-            if (codes == 0 or codes > 100) and info.warn_evttypes:
+            if isinstance(event_types, Exception):
+                raise LoadError(ErrorCode.LOAD_ERR_COMPILE_CONDITION, str(event_types),
+                                info.ctx) from None
+            if too_many and info.warn_evttypes:
                 warn(WarningCode.LOAD_NO_EVTTYPE, "Rule matches too many evt.type values. This "
                      "has a significant performance penalty.", info.ctx, None)
         return CompiledRule(
             name=info.name, index=info.index, source=info.source, desc=info.desc,
-            condition=info.cond, condition_compiled=A.as_string(tree), ast=tree, checked=checked,
+            condition=info.cond, condition_compiled=compiled, ast=tree, checked=checked,
             output=output, priority=info.priority, tags=frozenset(info.tags),
             enabled=info.enabled, capture=info.capture, capture_duration=info.capture_duration,
             warn_evttypes=info.warn_evttypes, skip_if_unknown_filter=info.skip_if_unknown_filter,
@@ -275,6 +299,30 @@ class Compiler:
             exception_operators=exception_operators(info.exceptions),
             event_types=event_types, macros=macro_names, lists=list(parsed.lists),
         )
+
+    def _check(self, tree: A.Expr, source: str, table: Any) -> tuple[Any, Any, bool, str]:
+        """Type-check and infer event types; cached by the (structurally compared) resolved
+        tree, since every load recompiles the rules of the earlier files."""
+        by_id = self._check_by_id.get((source, id(tree)))
+        if by_id is not None and by_id[0] is tree:
+            return by_id[1]
+        key = (source, tree)
+        hit = self._check_cache.get(key)
+        if hit is not None:
+            self._check_by_id[(source, id(tree))] = (tree, hit)
+            return hit
+        checked = self.engine.check(tree, table)
+        event_types: Any = None
+        too_many = False
+        if source == "syscall":
+            try:
+                event_types, too_many = self.engine.event_types(tree)
+            except self.engine.event_type_error as exc:
+                event_types = exc
+        hit = (checked, event_types, too_many, A.as_string(tree))
+        self._check_cache[key] = hit
+        self._check_by_id[(source, id(tree))] = (tree, hit)
+        return hit
 
     def _node_ctx(self, parsed: _Parsed, pos: Any, macro_asts: dict[str, A.Expr]) -> Ctx:
         """Where a compiler message about the node at ``pos`` points: into the written rule

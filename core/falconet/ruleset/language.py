@@ -21,6 +21,7 @@ class Language:
         self.registry = registry
         self._validators: dict[str, Callable[[str], bool]] = {}
         self._lhs_cache: dict[tuple[str, str], bool] = {}
+        self._output_cache: dict[tuple[str, str], str | None] = {}
 
     @property
     def syntax_error(self) -> type[Any]:
@@ -49,14 +50,27 @@ class Language:
         return check_condition(tree, table)
 
     def output_error(self, fmt: str, table: FieldTable) -> str | None:
-        return output_error(fmt, table)
+        key = (table.source, fmt)
+        if key in self._output_cache:
+            return self._output_cache[key]
+        err = self._output_cache[key] = output_error(fmt, table)
+        return err
 
-    def event_types(self, tree: A.Expr) -> tuple[frozenset[str] | None, int]:
-        """Syscall event types of a condition (None: every type) and how many ppm event codes
-        that is (upstream's LOAD_NO_EVTTYPE test counts codes)."""
+    @property
+    def event_type_error(self) -> type[Exception]:
+        from falconet.condition.evttypes import EventTypeError
+
+        return EventTypeError
+
+    def event_types(self, tree: A.Expr) -> tuple[frozenset[str] | None, bool]:
+        """Syscall event types of a condition (None: every type) and whether Falco 0.44.1 warns
+        LOAD_NO_EVTTYPE for it (no code, or more than 100 ppm event codes). Raises
+        ``event_type_error`` where upstream's ``ppm_event_codes`` throws."""
         from falconet.condition import evttypes
 
-        return evttypes.rule_event_types(tree)
+        names = evttypes.event_types(tree)
+        warns = evttypes.warns_no_evttype(evttypes.event_code_count(tree))
+        return (None if names == evttypes.ALL_EVENT_TYPES else names), warns
 
     def field_validator(self, source: str) -> Callable[[str], bool] | None:
         """``falco_source::is_valid_lhs_field`` for a source; None when the source is unknown."""

@@ -9,6 +9,7 @@ is recorded so that a parser position can be traced back to the text as written.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -17,6 +18,9 @@ from falconet.ruleset.rule_exceptions import quote_item
 
 _BLANKS = " \t\n\r"
 _DELIMS = _BLANKS + "(),="
+
+_WORDS = re.compile(r"[ \t\n\r(),=]+")
+_HAS_DELIM = re.compile(r"[ \t\n\r(),=]")
 
 #: (start, old length, new length, where the list name started) in the text before the edit
 Edit = tuple[int, int, int, int]
@@ -49,17 +53,34 @@ def resolve_list(cnd: str, name: str, items: list[str], edits: list[Edit]) -> tu
     return cnd, used
 
 
-def resolve_lists(cnd: str, lists: Iterable[tuple[str, list[str]]]) -> tuple[str, list[str],
-                                                                             list[Edit]]:
+@dataclass(frozen=True, slots=True)
+class ListSub:
+    """A list ready for substitution: its name, its (compiled) items, and the words they hold."""
+
+    name: str
+    items: list[str]
+    words: frozenset[str]
+    has_delim: bool
+
+    @classmethod
+    def of(cls, name: str, items: list[str]) -> ListSub:
+        words = frozenset(w for item in items for w in _WORDS.split(item))
+        return cls(name, items, words, _HAS_DELIM.search(name) is not None)
+
+
+def resolve_lists(cnd: str, lists: Iterable[ListSub]) -> tuple[str, list[str], list[Edit]]:
     """Substitute every list (in the order given); returns the text, the lists used, and the
-    edits for ``unmap``."""
+    edits for ``unmap``. Only names present as delimited words are tried (a name holding a
+    delimiter is always looked for), which is all ``resolve_list`` could find anyway."""
     used: list[str] = []
     edits: list[Edit] = []
-    for name, items in lists:
-        if name in cnd:
-            cnd, hit = resolve_list(cnd, name, items, edits)
+    words = set(_WORDS.split(cnd))
+    for li in lists:
+        if li.name in words or (li.has_delim and li.name in cnd):
+            cnd, hit = resolve_list(cnd, li.name, li.items, edits)
             if hit:
-                used.append(name)
+                used.append(li.name)
+                words |= li.words
     return cnd, used, edits
 
 
@@ -86,26 +107,30 @@ class MacroResolver:
     _path: list[str] = field(default_factory=list)
 
     def run(self, node: Expr) -> Expr:
-        if isinstance(node, And | Or):
-            children = tuple(self.run(c) for c in node.children)
-            if any(a is not b for a, b in zip(children, node.children, strict=True)):
-                return type(node)(children, node.pos)
+        kind = type(node)
+        if kind is And or kind is Or:
+            children = node.children  # type: ignore[union-attr]
+            new = tuple(self.run(c) for c in children)
+            for a, b in zip(new, children, strict=True):
+                if a is not b:
+                    return kind(new, node.pos)  # type: ignore[call-arg]
             return node
-        if isinstance(node, Not):
-            child = self.run(node.child)
-            return node if child is node.child else Not(child, node.pos)
-        if isinstance(node, Identifier):
-            macro = self.lookup(node.name)
+        if kind is Not:
+            child = self.run(node.child)  # type: ignore[union-attr]
+            return node if child is node.child else Not(child, node.pos)  # type: ignore[union-attr]
+        if kind is Identifier:
+            name = node.name  # type: ignore[union-attr]
+            macro = self.lookup(name)
             if macro is None:
-                self.unknown.append((node.name, node.pos))
+                self.unknown.append((name, node.pos))
                 return node
-            if node.name in self._path:
-                self.errors.append((f"reference loop in macro '{node.name}'", node.pos))
-                self.unknown.append((node.name, node.pos))
+            if name in self._path:
+                self.errors.append((f"reference loop in macro '{name}'", node.pos))
+                self.unknown.append((name, node.pos))
                 return node
-            self._path.append(node.name)
+            self._path.append(name)
             out = self.run(macro)
-            self.resolved.append((node.name, node.pos))
+            self.resolved.append((name, node.pos))
             self._path.pop()
             return out
         return node
