@@ -70,22 +70,31 @@ def assert_only_generated_names(src: str) -> None:
         elif isinstance(node, pyast.Constant):
             assert node.value is None or isinstance(node.value, bool | int), node.value
         elif isinstance(node, pyast.Attribute):
-            assert node.attr in ("startswith", "endswith", "lower", "isascii", "issuperset",
-                                 "isdisjoint", "append"), node.attr
+            assert node.attr in (
+                "startswith",
+                "endswith",
+                "lower",
+                "isascii",
+                "issuperset",
+                "isdisjoint",
+                "append",
+            ), node.attr
 
 
 @pytest.mark.parametrize("value", HOSTILE, ids=[repr(v)[:30] for v in HOSTILE])
 def test_hostile_values_are_plain_data(value: str) -> None:
-    cond = A.Or((
-        A.BinaryCheck(A.Field("proc.name"), "=", A.Value(value)),
-        A.BinaryCheck(A.Field("proc.cmdline"), "contains", A.Value(value)),
-        A.BinaryCheck(A.Field("proc.exe"), "in", A.ListValue((value, "x"))),
-        A.BinaryCheck(A.Field("fd.name"), "startswith", A.Value(value)),
-        A.BinaryCheck(A.Field("proc.pname"), "icontains", A.Value(value)),
-        A.BinaryCheck(A.Field("proc.env"), "glob", A.Value(value)),
-        A.BinaryCheck(A.Field("fd.directory"), "pmatch", A.ListValue((value,))),
-        A.BinaryCheck(A.Field("proc.args"), "endswith anyof", A.ListValue((value, "y"))),
-    ))
+    cond = A.Or(
+        (
+            A.BinaryCheck(A.Field("proc.name"), "=", A.Value(value)),
+            A.BinaryCheck(A.Field("proc.cmdline"), "contains", A.Value(value)),
+            A.BinaryCheck(A.Field("proc.exe"), "in", A.ListValue((value, "x"))),
+            A.BinaryCheck(A.Field("fd.name"), "startswith", A.Value(value)),
+            A.BinaryCheck(A.Field("proc.pname"), "icontains", A.Value(value)),
+            A.BinaryCheck(A.Field("proc.env"), "glob", A.Value(value)),
+            A.BinaryCheck(A.Field("fd.directory"), "pmatch", A.ListValue((value,))),
+            A.BinaryCheck(A.Field("proc.args"), "endswith anyof", A.ListValue((value, "y"))),
+        )
+    )
     match = compile_predicate(check_condition(cond, SYSCALL))
     src = source_of(match)
     assert value not in src or value in ("e", "\\")  # one-letter texts occur by chance
@@ -101,8 +110,10 @@ def test_hostile_values_are_plain_data(value: str) -> None:
 
 
 def test_hostile_text_through_the_parser_stays_data() -> None:
-    cond = parse("proc.name = \"__import__('os').system('id')\" or "
-                 "proc.name in ('{k}', '\"\"\"', 'a\\\\b') or proc.name regex '.*__class__.*'")
+    cond = parse(
+        "proc.name = \"__import__('os').system('id')\" or "
+        "proc.name in ('{k}', '\"\"\"', 'a\\\\b') or proc.name regex '.*__class__.*'"
+    )
     match = compile_predicate(check_condition(cond, SYSCALL))
     src = source_of(match)
     for text in ("__import__", "system", "__class__", "{k}", '"""'):
@@ -115,8 +126,17 @@ def test_hostile_text_through_the_parser_stays_data() -> None:
     assert match(SchemaEvent("syscall", {"proc.name": "id"})) is False
 
 
-@pytest.mark.parametrize("name", ["__import__('os').system('x')", "proc.name; import os",
-                                  "__class__.__base__", "proc.name\n", "{v}.x", "_x0.y"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "__import__('os').system('x')",
+        "proc.name; import os",
+        "__class__.__base__",
+        "proc.name\n",
+        "{v}.x",
+        "_x0.y",
+    ],
+)
 def test_hostile_field_names_are_unknown_fields(name: str) -> None:
     with pytest.raises(ConditionCompileError) as info:
         check_condition(A.BinaryCheck(A.Field(name), "=", A.Value("a")), SYSCALL)
@@ -150,17 +170,24 @@ def test_generated_code_has_no_builtins() -> None:
     match = compile_predicate(check_condition(parse("proc.name = a"), SYSCALL))
     assert match.__globals__["__builtins__"] == {}
     assert set(match.__globals__) <= {"__builtins__", "_U", "_lw", "_cs", "_m"} | {
-        k for k in match.__globals__ if re.match(r"^_[xfkh][0-9]+$", k)}
+        k for k in match.__globals__ if re.match(r"^_[xfkh][0-9]+$", k)
+    }
 
 
 def test_format_braces_in_values_do_not_reach_templates() -> None:
-    for cond in ["proc.name = '{v}'", "proc.name != '{k}'", "proc.name contains '{r}'",
-                 "proc.name startswith '{'", "proc.name icontains '}'"]:
+    for cond in [
+        "proc.name = '{v}'",
+        "proc.name != '{k}'",
+        "proc.name contains '{r}'",
+        "proc.name startswith '{'",
+        "proc.name icontains '}'",
+    ]:
         node = parse(cond)
         match = compile_predicate(check_condition(node, SYSCALL))
         value = node.right.value
         assert match(SchemaEvent("syscall", {"proc.name": value})) is (
-            not cond.startswith("proc.name !="))
+            not cond.startswith("proc.name !=")
+        )
 
 
 def test_very_long_lists_are_one_constant() -> None:
@@ -175,8 +202,7 @@ def test_very_long_lists_are_one_constant() -> None:
 
 
 def test_very_wide_or_compiles() -> None:
-    leaves = tuple(A.BinaryCheck(A.Field("proc.name"), "=", A.Value(f"n{i}"))
-                   for i in range(5000))
+    leaves = tuple(A.BinaryCheck(A.Field("proc.name"), "=", A.Value(f"n{i}")) for i in range(5000))
     match = compile_predicate(check_condition(A.Or(leaves), SYSCALL))
     assert match(SchemaEvent("syscall", {"proc.name": "n4999"})) is True
     assert match(SchemaEvent("syscall", {"proc.name": "n5000"})) is False
@@ -194,8 +220,10 @@ def test_many_rules_in_one_matcher_share_extraction() -> None:
 
     table = FieldTable("t")
     table.add(FieldSpec("t.a", FieldType.CHARBUF, False, ArgKind.NONE, make_extractor=factory))
-    conds = [check_condition(A.BinaryCheck(A.Field("t.a"), "=", A.Value(f"v{i}")), table)
-             for i in range(500)]
+    conds = [
+        check_condition(A.BinaryCheck(A.Field("t.a"), "=", A.Value(f"v{i}")), table)
+        for i in range(500)
+    ]
     matcher = build_matcher(conds, first_match=False)
     assert matcher(SchemaEvent("t", {"t.a": "v42"})) == [42]
     assert len(calls) == 1

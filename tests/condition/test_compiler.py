@@ -47,20 +47,32 @@ ERRORS = [
     ("fd.types = file", "filter error: '=' operator not supported list filters"),
     ("fd.types contains file", "filter error: 'contains' operator not supported list filters"),
     ("proc.pid contains 1", "filter error: 'contains' operator not supported for numeric filters"),
-    ("proc.pid startswith 1",
-     "filter error: 'startswith' operator not supported for numeric filters"),
+    (
+        "proc.pid startswith 1",
+        "filter error: 'startswith' operator not supported for numeric filters",
+    ),
     ("evt.is_async < 1", "filter error: '<' operator not supported for numeric filters"),
-    ("proc.name bcontains 00",
-     "filter error: 'bcontains' operator not supported for string filters"),
-    ("evt.buffer icontains a",
-     "filter error: 'icontains' operator not supported for buffer filters"),
+    (
+        "proc.name bcontains 00",
+        "filter error: 'bcontains' operator not supported for string filters",
+    ),
+    (
+        "evt.buffer icontains a",
+        "filter error: 'icontains' operator not supported for buffer filters",
+    ),
     ("evt.buffer glob a", "filter error: 'glob' operator not supported for buffer filters"),
-    ("fd.sip contains 1",
-     "filter error: 'contains' operator not supported for ip address and network filters"),
-    ("fd.sip startswith anyof (1)",
-     "filter error: 'startswith' with modifier not supported for ip address and network filters"),
-    ("len(fd.types) contains 1",
-     "filter error: 'contains' operator not supported for numeric filters"),
+    (
+        "fd.sip contains 1",
+        "filter error: 'contains' operator not supported for ip address and network filters",
+    ),
+    (
+        "fd.sip startswith anyof (1)",
+        "filter error: 'startswith' with modifier not supported for ip address and network filters",
+    ),
+    (
+        "len(fd.types) contains 1",
+        "filter error: 'contains' operator not supported for numeric filters",
+    ),
     # literal conversion
     ("proc.pid = abc", "abc is not a valid number"),
     ("proc.pid = 0x10", "0x10 is not a valid number"),
@@ -79,10 +91,14 @@ ERRORS = [
     ("fd.snet = '::1'", "invalid v6 netmask: ::1"),
     ("fd.snet = '::1/0'", "invalid v6 netmask 0"),
     ("fd.sport = nosuchservice", "unrecognized protocol nosuchservice"),
-    ("evt.buffer bcontains 6", "filter error: bcontains and bstartswith operator support hex "
-     "strings only"),
-    ("evt.buffer bstartswith zz", "filter error: bcontains and bstartswith operator support hex "
-     "strings only"),
+    (
+        "evt.buffer bcontains 6",
+        "filter error: bcontains and bstartswith operator support hex strings only",
+    ),
+    (
+        "evt.buffer bstartswith zz",
+        "filter error: bcontains and bstartswith operator support hex strings only",
+    ),
     ("proc.name regex '('", "invalid regex pattern: missing ): ("),
     ("proc.name regex '\\\\d+'", "invalid regex pattern: invalid escape sequence: \\d"),
     ("proc.name regex '(?i)a'", "invalid regex pattern: no argument for repetition operator: ?"),
@@ -90,54 +106,87 @@ ERRORS = [
     ("evt.type in (open, nosuch)", "unknown event type nosuch"),
     ("evt.type contains ope", "unknown event type ope"),
     # val() and right-hand side fields
-    ("proc.name = val(proc.pid)", "field 'proc.name' has type 'CHARBUF' while the right-hand "
-     "side field 'proc.pid' has incompatible type 'INT64'"),
-    ("proc.pid = val(proc.name)", "field 'proc.pid' has type 'INT64' while the right-hand side "
-     "field 'proc.name' has incompatible type 'CHARBUF'"),
+    (
+        "proc.name = val(proc.pid)",
+        "field 'proc.name' has type 'CHARBUF' while the right-hand "
+        "side field 'proc.pid' has incompatible type 'INT64'",
+    ),
+    (
+        "proc.pid = val(proc.name)",
+        "field 'proc.pid' has type 'INT64' while the right-hand side "
+        "field 'proc.name' has incompatible type 'CHARBUF'",
+    ),
     ("len(fd.types) = val(fd.types)", "field 'fd.types' doesn't support right-hand side fields"),
-    ("len(proc.name) = len(fd.types)",
-     "field 'fd.types' can't be used as a right-hand side field"),
+    ("len(proc.name) = len(fd.types)", "field 'fd.types' can't be used as a right-hand side field"),
     ("proc.name = val(proc.aname)", "field 'proc.aname' can't be used as a right-hand side field"),
     ("proc.aname = val(proc.name)", "field 'proc.aname' doesn't support right-hand side fields"),
-    ("proc.name = val(fd.cip.name)",
-     "field 'fd.cip.name' can't be used as a right-hand side field"),
+    (
+        "proc.name = val(fd.cip.name)",
+        "field 'fd.cip.name' can't be used as a right-hand side field",
+    ),
     ("fd.snet = val(fd.snet)", "field type 'IPNET' doesn't support right-hand side fields"),
     ("proc.name regex val(proc.pname)", "operator 'REGEX' doesn't support right-hand side fields"),
-    ("proc.name pmatch val(proc.pname)",
-     "operator 'PMATCH' doesn't support right-hand side fields"),
-    ("proc.name = val(proc.pname)[1]",
-     "filter error: transformer 'val' does not support field arguments"),
+    (
+        "proc.name pmatch val(proc.pname)",
+        "operator 'PMATCH' doesn't support right-hand side fields",
+    ),
+    (
+        "proc.name = val(proc.pname)[1]",
+        "filter error: transformer 'val' does not support field arguments",
+    ),
     # transformers
-    ("tolower(proc.pid) = 1", "can't add field transformer: type 'INT64' is not supported by "
-     "'tolower' transformer applied on field 'proc.pid'"),
+    (
+        "tolower(proc.pid) = 1",
+        "can't add field transformer: type 'INT64' is not supported by "
+        "'tolower' transformer applied on field 'proc.pid'",
+    ),
     ("b64(fd.types) = a", "filter error: '=' operator not supported list filters"),
-    ("b64(proc.pid) = a", "can't add field transformer: type 'INT64' is not supported by "
-     "'b64' transformer applied on field 'proc.pid'"),
-    ("len(len(proc.name)) = 1", "can't add field transformer: type 'UINT64' is not supported by "
-     "'len' transformer applied on field 'proc.name'"),
-    ("basename(evt.buffer) = a", "can't add field transformer: type 'BYTEBUF' is not supported "
-     "by 'basename' transformer applied on field 'evt.buffer'"),
+    (
+        "b64(proc.pid) = a",
+        "can't add field transformer: type 'INT64' is not supported by "
+        "'b64' transformer applied on field 'proc.pid'",
+    ),
+    (
+        "len(len(proc.name)) = 1",
+        "can't add field transformer: type 'UINT64' is not supported by "
+        "'len' transformer applied on field 'proc.name'",
+    ),
+    (
+        "basename(evt.buffer) = a",
+        "can't add field transformer: type 'BYTEBUF' is not supported "
+        "by 'basename' transformer applied on field 'evt.buffer'",
+    ),
     ("tolower(proc.aname) = a", "field 'proc.aname' does not support transformers"),
-    ("toupper(fd.sip) = a", "can't add field transformer: type 'IPADDR' is not supported by "
-     "'toupper' transformer applied on field 'fd.sip'"),
+    (
+        "toupper(fd.sip) = a",
+        "can't add field transformer: type 'IPADDR' is not supported by "
+        "'toupper' transformer applied on field 'fd.sip'",
+    ),
     ("tolower(fd.ip) = a", "field 'fd.ip' does not support transformers"),
-    ("tolower(proc.name)[1] = a",
-     "filter error: transformer 'tolower' does not support field arguments"),
+    (
+        "tolower(proc.name)[1] = a",
+        "filter error: transformer 'tolower' does not support field arguments",
+    ),
     ("join(',', proc.name) = a", "join() second argument must be a list"),
-    ("join(fd.types, fd.types) = a",
-     "join() first argument (separator) must be a single value, not a list"),
+    (
+        "join(fd.types, fd.types) = a",
+        "join() first argument (separator) must be a single value, not a list",
+    ),
     ("join(fd.types) = a", "unknown field transfomer 'join'"),
     ("concat(proc.name) = a", "unknown field transfomer 'concat'"),
     ("concat(proc.name, proc.pid) = a", "concat() arguments must be strings"),
     ("concat(proc.name, fd.types) = a", "concat() arguments must be strings"),
-    ("concat(proc.name, proc.name)[x] = a",
-     "transformer 'concat' does not support field arguments"),
+    (
+        "concat(proc.name, proc.name)[x] = a",
+        "transformer 'concat' does not support field arguments",
+    ),
     ("tolower(proc.name, proc.name) = a", "unknown multivalue transformer"),
     ("getopt(proc.name, 'a') = a", "getopt() first argument must be a list"),
-    ("getopt(fd.types, fd.types) = a",
-     "getopt() second argument (optstring) must be a single value"),
-    ("getopt(fd.types, 'ab')[ab] = a",
-     "getopt() field argument must be a single option character"),
+    (
+        "getopt(fd.types, fd.types) = a",
+        "getopt() second argument (optstring) must be a single value",
+    ),
+    ("getopt(fd.types, 'ab')[ab] = a", "getopt() field argument must be a single option character"),
     ("getopt(fd.types, 'ab') = a", "filter error: '=' operator not supported list filters"),
 ]
 
@@ -148,17 +197,30 @@ def test_compile_errors(cond: str, message: str) -> None:
 
 
 PLUGIN_ERRORS = [
-    ("ka.verb[x] = a",
-     "filter 'ka.verb[x]': ka.verb does not allow nor require an argument but one is provided: x"),
-    ("ka.uri.param = a",
-     "filter 'ka.uri.param': ka.uri.param requires an argument but none provided"),
-    ("ka.req.pod.containers.image[01] in (a)", "filter ka.req.pod.containers.image[01] "
-     "ka.req.pod.containers.image has an invalid index argument starting with 0: 01"),
-    ("ka.req.pod.containers.image[x] in (a)", "filter ka.req.pod.containers.image[x] "
-     "ka.req.pod.containers.image has an invalid index argument not composed only by digits: x"),
-    ("ka.req.pod.containers.image[99999999999999999999] in (a)",
-     "filter ka.req.pod.containers.image[99999999999999999999] ka.req.pod.containers.image has "
-     "an invalid index argument not representable on 64 bit: 99999999999999999999"),
+    (
+        "ka.verb[x] = a",
+        "filter 'ka.verb[x]': ka.verb does not allow nor require an argument but one is "
+        "provided: x",
+    ),
+    (
+        "ka.uri.param = a",
+        "filter 'ka.uri.param': ka.uri.param requires an argument but none provided",
+    ),
+    (
+        "ka.req.pod.containers.image[01] in (a)",
+        "filter ka.req.pod.containers.image[01] "
+        "ka.req.pod.containers.image has an invalid index argument starting with 0: 01",
+    ),
+    (
+        "ka.req.pod.containers.image[x] in (a)",
+        "filter ka.req.pod.containers.image[x] "
+        "ka.req.pod.containers.image has an invalid index argument not composed only by digits: x",
+    ),
+    (
+        "ka.req.pod.containers.image[99999999999999999999] in (a)",
+        "filter ka.req.pod.containers.image[99999999999999999999] ka.req.pod.containers.image has "
+        "an invalid index argument not representable on 64 bit: 99999999999999999999",
+    ),
     ("ka.user.groups = a", "filter error: '=' operator not supported list filters"),
 ]
 
@@ -166,6 +228,30 @@ PLUGIN_ERRORS = [
 @pytest.mark.parametrize(("cond", "message"), PLUGIN_ERRORS, ids=[c for c, _ in PLUGIN_ERRORS])
 def test_plugin_field_argument_errors(cond: str, message: str) -> None:
     assert error(cond, "k8s_audit") == message
+
+
+def test_endpoint_operators_upstream_throws_on_are_refused_at_load() -> None:
+    assert error("fd.ip intersects (1.2.3.4)") == (
+        "filter error: IP filter only supports '=' and '!=' operators"
+    )
+    assert error("fd.port intersects (80)") == "filter error: unsupported port comparison operator"
+    assert error("fd.port = val(fd.sport)") == (
+        "field 'fd.port' doesn't support right-hand side fields"
+    )
+
+
+def test_extractor_refusing_its_argument_is_a_compile_error() -> None:
+    def make(arg: str | None):
+        if arg is not None and not arg.isdigit():
+            raise ValueError(f"filter t.x[{arg}]: t.x has an invalid index argument: {arg}")
+        return lambda event: None
+
+    table = FieldTable("t")
+    table.add(FieldSpec("t.x", FieldType.CHARBUF, False, ArgKind.ANY, make_extractor=make))
+    node = A.BinaryCheck(A.Field("t.x", "a", A.Pos(0, 1, 1)), "=", A.Value("1"))
+    with pytest.raises(ConditionCompileError) as info:
+        check_condition(node, table)
+    assert info.value.message == "filter t.x[a]: t.x has an invalid index argument: a"
 
 
 def test_identifier_is_an_error_with_its_position() -> None:
@@ -186,8 +272,10 @@ def test_error_positions_point_at_the_offending_node() -> None:
 
 
 def test_first_error_wins_in_ast_order() -> None:
-    assert error("foo.bar = 1 and proc.pid = x") == "filter_check called with nonexistent field " \
+    assert (
+        error("foo.bar = 1 and proc.pid = x") == "filter_check called with nonexistent field "
         "foo.bar"
+    )
     assert error("proc.pid = x and foo.bar = 1") == "x is not a valid number"
 
 
@@ -214,27 +302,59 @@ def test_unknown_operator_and_modifier_texts() -> None:
 
 
 WARNINGS = [
-    ("proc.name = proc.pname", ["'proc.pname' may be a valid field misused as a const string "
-                                "value"]),
-    ("proc.name in (a, proc.aname[2], evt.arg.fd)", [
-        "'proc.aname[2]' may be a valid field misused as a const string value",
-        "'evt.arg.fd' may be a valid field misused as a const string value"]),
-    ("proc.name = 'proc. name'", ["'proc. name' may be a valid field misused as a const string "
-                                  "value"]),
-    ("proc.name = 'tolower(proc.name)'", [
-        "'tolower(proc.name)' may be a valid field transformer misused as a const string value"]),
-    ("proc.name = 'val(x)'", [
-        "'val(x)' may be a valid field transformer misused as a const string value"]),
-    ("proc.name regex 'bash'", ["regex check with 'bash' may be optimized with simpler "
-                                "operators such as '=', 'contains', 'startswith', 'endswith'"]),
-    ("proc.name regex '.*bash'", ["regex check with '.*bash' may be optimized with simpler "
-                                  "operators such as '=', 'contains', 'startswith', "
-                                  "'endswith'"]),
-    ("proc.name regex '^bash.+'", ["regex check with '^bash.+' may be optimized with simpler "
-                                   "operators such as '=', 'contains', 'startswith', "
-                                   "'endswith'"]),
-    ("proc.name regex 'bash$'", ["regex check with 'bash$' may be optimized with simpler "
-                                 "operators such as '=', 'contains', 'startswith', 'endswith'"]),
+    (
+        "proc.name = proc.pname",
+        ["'proc.pname' may be a valid field misused as a const string value"],
+    ),
+    (
+        "proc.name in (a, proc.aname[2], evt.arg.fd)",
+        [
+            "'proc.aname[2]' may be a valid field misused as a const string value",
+            "'evt.arg.fd' may be a valid field misused as a const string value",
+        ],
+    ),
+    (
+        "proc.name = 'proc. name'",
+        ["'proc. name' may be a valid field misused as a const string value"],
+    ),
+    (
+        "proc.name = 'tolower(proc.name)'",
+        ["'tolower(proc.name)' may be a valid field transformer misused as a const string value"],
+    ),
+    (
+        "proc.name = 'val(x)'",
+        ["'val(x)' may be a valid field transformer misused as a const string value"],
+    ),
+    (
+        "proc.name regex 'bash'",
+        [
+            "regex check with 'bash' may be optimized with simpler "
+            "operators such as '=', 'contains', 'startswith', 'endswith'"
+        ],
+    ),
+    (
+        "proc.name regex '.*bash'",
+        [
+            "regex check with '.*bash' may be optimized with simpler "
+            "operators such as '=', 'contains', 'startswith', "
+            "'endswith'"
+        ],
+    ),
+    (
+        "proc.name regex '^bash.+'",
+        [
+            "regex check with '^bash.+' may be optimized with simpler "
+            "operators such as '=', 'contains', 'startswith', "
+            "'endswith'"
+        ],
+    ),
+    (
+        "proc.name regex 'bash$'",
+        [
+            "regex check with 'bash$' may be optimized with simpler "
+            "operators such as '=', 'contains', 'startswith', 'endswith'"
+        ],
+    ),
     ("proc.name regex '^bash.+$'", []),
     ("proc.name regex '^.*bash$'", []),  # upstream only skips '.*' at the very start or end
     ("proc.name regex 'ba.h'", []),
@@ -256,9 +376,11 @@ def test_warning_position_is_the_right_hand_side() -> None:
 
 
 def test_fields_operators_and_transformers_are_listed_in_order() -> None:
-    c = check("proc.name = a and (proc.aname[2] in (x) or fd.types exists) and "
-              "tolower(proc.name) == val(proc.pname) and not proc.name startswith oneof (a) "
-              "and evt.arg.fd = 1")
+    c = check(
+        "proc.name = a and (proc.aname[2] in (x) or fd.types exists) and "
+        "tolower(proc.name) == val(proc.pname) and not proc.name startswith oneof (a) "
+        "and evt.arg.fd = 1"
+    )
     assert c.fields == ["proc.name", "proc.aname[2]", "fd.types", "proc.pname", "evt.arg.fd"]
     assert c.operators == ["=", "in", "exists", "==", "startswith oneof"]
     assert c.transformers == ["tolower", "val"]
@@ -285,22 +407,27 @@ def counting_table() -> tuple[FieldTable, dict[str, int]]:
         return factory
 
     table = FieldTable("test")
-    for name, ftype, is_list, arg in [("t.a", FieldType.CHARBUF, False, ArgKind.NONE),
-                                      ("t.b", FieldType.CHARBUF, False, ArgKind.KEY),
-                                      ("t.n", FieldType.UINT64, False, ArgKind.NONE),
-                                      ("t.l", FieldType.CHARBUF, True, ArgKind.NONE)]:
+    for name, ftype, is_list, arg in [
+        ("t.a", FieldType.CHARBUF, False, ArgKind.NONE),
+        ("t.b", FieldType.CHARBUF, False, ArgKind.KEY),
+        ("t.n", FieldType.UINT64, False, ArgKind.NONE),
+        ("t.l", FieldType.CHARBUF, True, ArgKind.NONE),
+    ]:
         table.add(FieldSpec(name, ftype, is_list, arg, make_extractor=make(name)))
     return table, calls
 
 
 def test_each_operand_is_extracted_at_most_once_per_call() -> None:
     table, calls = counting_table()
-    conds = [check_condition(parse(c), table) for c in [
-        "t.a = x and t.b[k] = y",
-        "t.a startswith x or t.a endswith z or tolower(t.a) = q",
-        "not t.a = y and t.n > 3 and t.l intersects (a) and t.a = val(t.b[k])",
-        "tolower(t.a) in (q, r) and len(tolower(t.a)) = 1",
-    ]]
+    conds = [
+        check_condition(parse(c), table)
+        for c in [
+            "t.a = x and t.b[k] = y",
+            "t.a startswith x or t.a endswith z or tolower(t.a) = q",
+            "not t.a = y and t.n > 3 and t.l intersects (a) and t.a = val(t.b[k])",
+            "tolower(t.a) in (q, r) and len(tolower(t.a)) = 1",
+        ]
+    ]
     matcher = build_matcher(conds, first_match=False)
     event = SchemaEvent("test", {"t.a": "x", "t.b[k]": "y", "t.n": 4, "t.l": ("a",)})
     assert matcher(event) == [0, 1]
@@ -392,22 +519,35 @@ def test_deeply_nested_transformers_are_rejected_not_crashing() -> None:
     node = A.Field("proc.name")
     for _ in range(50):
         node = A.Transformer("tolower", (node,))
-    match = compile_predicate(check_condition(A.BinaryCheck(node, "=", A.Value("a")),
-                                              REG.table("syscall")))
+    match = compile_predicate(
+        check_condition(A.BinaryCheck(node, "=", A.Value("a")), REG.table("syscall"))
+    )
     assert match(SchemaEvent("syscall", {"proc.name": "A"})) is True
 
 
 # --- literal conversion and compile_operand ------------------------------------------------------
 
 
-@pytest.mark.parametrize(("text", "ftype", "value"), [
-    ("-1", FieldType.UINT8, 255), ("256", FieldType.UINT8, 0), ("-129", FieldType.INT8, 127),
-    ("65535", FieldType.INT16, -1), ("-1", FieldType.UINT64, 2**64 - 1),
-    ("4294967297", FieldType.UINT32, 1), ("4294967297", FieldType.INT32, 1),
-    ("2147483648", FieldType.INT32, -2147483648), ("-5", FieldType.RELTIME, 2**64 - 5),
-    ("\t7", FieldType.INT64, 7), ("007", FieldType.UINT16, 7), ("7", FieldType.DOUBLE, 7.0),
-    ("5", FieldType.DYNAMIC, 5), ("x5", FieldType.DYNAMIC, "x5"), ("x", FieldType.BYTEBUF, b"x"),
-])
+@pytest.mark.parametrize(
+    ("text", "ftype", "value"),
+    [
+        ("-1", FieldType.UINT8, 255),
+        ("256", FieldType.UINT8, 0),
+        ("-129", FieldType.INT8, 127),
+        ("65535", FieldType.INT16, -1),
+        ("-1", FieldType.UINT64, 2**64 - 1),
+        ("4294967297", FieldType.UINT32, 1),
+        ("4294967297", FieldType.INT32, 1),
+        ("2147483648", FieldType.INT32, -2147483648),
+        ("-5", FieldType.RELTIME, 2**64 - 5),
+        ("\t7", FieldType.INT64, 7),
+        ("007", FieldType.UINT16, 7),
+        ("7", FieldType.DOUBLE, 7.0),
+        ("5", FieldType.DYNAMIC, 5),
+        ("x5", FieldType.DYNAMIC, "x5"),
+        ("x", FieldType.BYTEBUF, b"x"),
+    ],
+)
 def test_convert_literal(text: str, ftype: FieldType, value: Any) -> None:
     assert convert_literal(text, ftype) == value
 
@@ -421,8 +561,7 @@ def test_scan_int_rejects(text: str) -> None:
 def test_compile_operand_for_outputs() -> None:
     extract, spec = compile_operand(parse("tolower(proc.name) = x").left, REG.table("syscall"))
     assert extract(SchemaEvent("syscall", {"proc.name": "AB"})) == "ab"
-    assert (spec.name, spec.type, spec.is_list) == ("tolower(proc.name)", FieldType.CHARBUF,
-                                                     False)
+    assert (spec.name, spec.type, spec.is_list) == ("tolower(proc.name)", FieldType.CHARBUF, False)
     extract, spec = compile_operand(A.Field("proc.aname", "2"), REG.table("syscall"))
     assert spec.name == "proc.aname[2]"
     assert extract(SchemaEvent("syscall", {"proc.aname[2]": "sh"})) == "sh"

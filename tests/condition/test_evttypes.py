@@ -37,37 +37,43 @@ def codes(cond: str, **kw: bool) -> int:
     return event_code_count(parse(cond), **kw)
 
 
-@pytest.mark.parametrize(("cond", "expected"), [
-    ("evt.type = open", {"open"}),
-    ("evt.type == open", {"open"}),
-    ("syscall.type = open", {"open"}),
-    ("evt.type in (open, openat)", {"open", "openat"}),
-    ("evt.type = open and proc.name = cat", {"open"}),
-    ("evt.type in (open, openat) and evt.type in (openat, close)", {"openat"}),
-    ("evt.type = open and evt.type = close", set()),
-    ("evt.type = open or evt.type = close", {"open", "close"}),
-    ("(evt.type = open or evt.type = close) and proc.name = x", {"open", "close"}),
-    ("not (evt.type != open)", {"open"}),
-    ("not not evt.type = open", {"open"}),
-    ("not (evt.type != open or evt.type != close)", set()),
-    ("not (evt.type != open and evt.type != close)", {"open", "close"}),
-    ("not evt.type exists", set()),
-    ("evt.type = nosuchevent", set()),  # unknown names add nothing (the compiler refuses them)
-    ("evt.type = syscall", set()),  # names the generic pair, which upstream's lookup skips
-])
+@pytest.mark.parametrize(
+    ("cond", "expected"),
+    [
+        ("evt.type = open", {"open"}),
+        ("evt.type == open", {"open"}),
+        ("syscall.type = open", {"open"}),
+        ("evt.type in (open, openat)", {"open", "openat"}),
+        ("evt.type = open and proc.name = cat", {"open"}),
+        ("evt.type in (open, openat) and evt.type in (openat, close)", {"openat"}),
+        ("evt.type = open and evt.type = close", set()),
+        ("evt.type = open or evt.type = close", {"open", "close"}),
+        ("(evt.type = open or evt.type = close) and proc.name = x", {"open", "close"}),
+        ("not (evt.type != open)", {"open"}),
+        ("not not evt.type = open", {"open"}),
+        ("not (evt.type != open or evt.type != close)", set()),
+        ("not (evt.type != open and evt.type != close)", {"open", "close"}),
+        ("not evt.type exists", set()),
+        ("evt.type = nosuchevent", set()),  # unknown names add nothing (the compiler refuses them)
+        ("evt.type = syscall", set()),  # names the generic pair, which upstream's lookup skips
+    ],
+)
 def test_exact_sets(cond: str, expected: set[str]) -> None:
     assert types(cond) == frozenset(expected)
 
 
-@pytest.mark.parametrize("cond", [
-    "proc.name = cat",
-    "evt.type exists",
-    "evt.type startswith open",
-    "evt.type = open or proc.name = cat",
-    "not (evt.type = open and proc.name = cat)",
-    "not proc.name = cat",
-    "evt.num = 0",  # neutral in libs 0.25.4
-])
+@pytest.mark.parametrize(
+    "cond",
+    [
+        "proc.name = cat",
+        "evt.type exists",
+        "evt.type startswith open",
+        "evt.type = open or proc.name = cat",
+        "not (evt.type = open and proc.name = cat)",
+        "not proc.name = cat",
+        "evt.num = 0",  # neutral in libs 0.25.4
+    ],
+)
 def test_neutral_conditions_match_all_types(cond: str) -> None:
     assert types(cond) == ALL
     assert codes(cond) == event_names.TOTAL_EVENT_CODES
@@ -108,12 +114,15 @@ def test_load_no_evttype_thresholds() -> None:
 def test_transformers_and_fields_on_evt_type_are_refused() -> None:
     with pytest.raises(EventTypeError) as info:
         types("tolower(evt.type) = open")
-    assert str(info.value) == "event code search does not support `evt.type` checks with " \
-        "transformers"
+    assert (
+        str(info.value) == "event code search does not support `evt.type` checks with transformers"
+    )
     with pytest.raises(EventTypeError) as info:
         types("evt.type = val(proc.name)")
-    assert str(info.value) == "right-hand field comparisons on `evt.type`/`syscall.type` checks " \
+    assert (
+        str(info.value) == "right-hand field comparisons on `evt.type`/`syscall.type` checks "
         "are not supported by event code search"
+    )
     with pytest.raises(EventTypeError, match="with transformers"):
         types("evt.type = val(evt.type)")
     with pytest.raises(EventTypeError, match="with transformers"):
@@ -164,38 +173,41 @@ def test_generated_event_names_match_the_markdown() -> None:
     assert set(rows) <= set(event_names.EVENT_CODES)
     assert all(event_names.EVENT_CODES[n] >= count for n, count in rows.items())
     assert "open = 2" not in render(md, None)  # names are repr()'d data, never code
-    assert "'open': 2," in render(md, None)
+    assert '"open": 2,' in render(md, None)
 
 
 # --- pinned values ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("cond", "expected"), [
-    ("ka.verb = get", {"get"}),
-    ("ka.verb in (get, list)", {"get", "list"}),
-    ("ka.verb intersects (get, list)", {"get", "list"}),
-    ("ka.verb = anyof (get, list)", {"get", "list"}),
-    ("ka.verb = oneof (get, list)", {"get", "list"}),
-    ("ka.verb = get or ka.verb = list", {"get", "list"}),
-    ("ka.verb = get and ka.user.name = bob", {"get"}),
-    ("ka.verb in (get, list) and not ka.verb = list", {"get"}),
-    ("ka.verb in (get, list) and ka.verb != list", {"get"}),
-    ("ka.verb startswith g and ka.verb in (get, put)", {"get", "put"}),
-    ("not ka.verb != get and ka.verb exists", {"get"}),
-    ("not (ka.verb != get or ka.verb = x)", None),  # ka.verb absent makes both false
-    ("ka.verb = get and ka.verb = list", set()),
-    ("ka.verb in ()", set()),
-    ("ka.verb != get", None),
-    ("not ka.verb = get", None),
-    ("not ka.verb != get", None),  # true when ka.verb is absent
-    ("ka.verb exists", None),
-    ("ka.verb startswith g", None),
-    ("tolower(ka.verb) = get", None),
-    ("ka.verb = val(ka.user.name)", None),
-    ("ka.verb = get or ka.user.name = bob", None),
-    ("ka.user.name = bob", None),
-    ("ka.target.name = get", None),
-])
+@pytest.mark.parametrize(
+    ("cond", "expected"),
+    [
+        ("ka.verb = get", {"get"}),
+        ("ka.verb in (get, list)", {"get", "list"}),
+        ("ka.verb intersects (get, list)", {"get", "list"}),
+        ("ka.verb = anyof (get, list)", {"get", "list"}),
+        ("ka.verb = oneof (get, list)", {"get", "list"}),
+        ("ka.verb = get or ka.verb = list", {"get", "list"}),
+        ("ka.verb = get and ka.user.name = bob", {"get"}),
+        ("ka.verb in (get, list) and not ka.verb = list", {"get"}),
+        ("ka.verb in (get, list) and ka.verb != list", {"get"}),
+        ("ka.verb startswith g and ka.verb in (get, put)", {"get", "put"}),
+        ("not ka.verb != get and ka.verb exists", {"get"}),
+        ("not (ka.verb != get or ka.verb = x)", None),  # ka.verb absent makes both false
+        ("ka.verb = get and ka.verb = list", set()),
+        ("ka.verb in ()", set()),
+        ("ka.verb != get", None),
+        ("not ka.verb = get", None),
+        ("not ka.verb != get", None),  # true when ka.verb is absent
+        ("ka.verb exists", None),
+        ("ka.verb startswith g", None),
+        ("tolower(ka.verb) = get", None),
+        ("ka.verb = val(ka.user.name)", None),
+        ("ka.verb = get or ka.user.name = bob", None),
+        ("ka.user.name = bob", None),
+        ("ka.target.name = get", None),
+    ],
+)
 def test_pinned_values(cond: str, expected: set[str] | None) -> None:
     got = pinned_values(parse(cond), "ka.verb")
     assert got == (None if expected is None else frozenset(expected))

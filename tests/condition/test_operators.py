@@ -124,6 +124,23 @@ CASES = [
     ("fd.types exists", {"fd.types": ("unix",)}, True),
     ("fd.types in (file)", {}, False),
     ("not fd.types intersects (file)", {}, True),
+    # socket endpoints (fd.ip/net/port/proto): either endpoint matches; != needs both to differ
+    ("fd.ip = 10.0.0.1", {"fd.ip": (IP("10.0.0.2"), IP("10.0.0.1"))}, True),
+    ("fd.ip = 10.0.0.3", {"fd.ip": (IP("10.0.0.2"), IP("10.0.0.1"))}, False),
+    ("fd.ip != 10.0.0.1", {"fd.ip": (IP("10.0.0.2"), IP("10.0.0.1"))}, False),
+    ("fd.ip != 10.0.0.3", {"fd.ip": (IP("10.0.0.2"), IP("10.0.0.1"))}, True),
+    ("fd.ip in (10.0.0.9, 10.0.0.1)", {"fd.ip": (IP("10.0.0.2"), IP("10.0.0.1"))}, True),
+    ("fd.ip = 10.0.0.1", {}, False),
+    ("fd.net = 10.0.0.0/8", {"fd.net": (IP("192.168.0.1"), IP("10.1.1.1"))}, True),
+    ("fd.net != 10.0.0.0/8", {"fd.net": (IP("192.168.0.1"), IP("10.1.1.1"))}, False),
+    ("fd.net != 10.0.0.0/8", {"fd.net": (IP("192.168.0.1"),)}, True),
+    ("fd.net intersects (10.0.0.0/8)", {"fd.net": (IP("10.1.1.1"),)}, False),
+    ("fd.port = 22", {"fd.port": (51000, 22)}, True),
+    ("fd.port != 22", {"fd.port": (51000, 22)}, False),
+    ("fd.port < 1024", {"fd.port": (51000, 22)}, True),
+    ("fd.port > 60000", {"fd.port": (51000, 22)}, False),
+    ("fd.port in (80, 443)", {"fd.port": (443,)}, True),
+    ("fd.port exists", {"fd.port": (443,)}, True),
     # ancestors without index: any ancestor matches
     ("proc.aname = bash", {"proc.aname": ("sshd", "bash", "systemd")}, True),
     ("proc.aname = bash", {"proc.aname": ("sshd", "systemd")}, False),
@@ -240,8 +257,9 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("cond", "fields", "expected"), CASES,
-                         ids=[f"{i}:{c}" for i, (c, _, _) in enumerate(CASES)])
+@pytest.mark.parametrize(
+    ("cond", "fields", "expected"), CASES, ids=[f"{i}:{c}" for i, (c, _, _) in enumerate(CASES)]
+)
 def test_operator_semantics(cond: str, fields: dict, expected: bool) -> None:
     assert matches(cond, fields) is expected
 
@@ -254,13 +272,17 @@ def test_k8s_fields_and_absent_values() -> None:
     groups = {"ka.user.groups": ("system:authenticated", "system:masters")}
     assert matches("ka.user.groups intersects (system:masters)", groups, "k8s_audit") is True
     assert matches("ka.user.groups in (system:masters)", groups, "k8s_audit") is False
-    both = {"ka.user.groups": ("a", "b"), "ka.target.subresource": "x",
-            "ka.req.pod.containers.image": ("b",)}
+    both = {
+        "ka.user.groups": ("a", "b"),
+        "ka.target.subresource": "x",
+        "ka.req.pod.containers.image": ("b",),
+    }
     assert matches("ka.req.pod.containers.image in val(ka.user.groups)", both, "k8s_audit")
-    assert matches("ka.user.groups in val(ka.req.pod.containers.image)", both,
-                   "k8s_audit") is False
-    assert matches("ka.user.groups intersects val(ka.req.pod.containers.image)", both,
-                   "k8s_audit") is True
+    assert matches("ka.user.groups in val(ka.req.pod.containers.image)", both, "k8s_audit") is False
+    assert (
+        matches("ka.user.groups intersects val(ka.req.pod.containers.image)", both, "k8s_audit")
+        is True
+    )
 
 
 # --- glob: differences from Python's fnmatch, and agreement with libc fnmatch ---------------------

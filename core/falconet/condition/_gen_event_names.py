@@ -12,11 +12,16 @@ retired event versions (``EF_OLD_VERSION``) and unused table slots, which upstre
 when it sizes a rule's event-code set (``ppm_event_codes``), so code counts are taken from libs'
 ``driver/event_table.c`` when ``--event-table`` is given (one count per table entry name), and
 from the markdown rows otherwise. Only names and counts are extracted; these are facts.
+
+The committed module was generated from the shared ``supported-events.md`` (schema 4.3.0) and
+``driver/event_table.c`` of falcosecurity/libs at 48dfd53cd23f (``git show
+HEAD:driver/event_table.c`` in a libs checkout).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from collections import Counter
@@ -65,6 +70,12 @@ def parse_event_table(text: str) -> Counter[str]:
     return Counter(name for _code, name in _TABLE_ENTRY.findall(text))
 
 
+def _q(text: str) -> str:
+    """A string literal in the double-quoted style ``ruff format`` keeps (JSON strings are
+    valid Python string literals)."""
+    return json.dumps(text)
+
+
 def render(md: str, table: str | None) -> str:
     schema, categories, rows, generic = parse_markdown(md)
     generic -= set(rows)
@@ -94,18 +105,18 @@ def render(md: str, table: str | None) -> str:
         "``PPM_EVENT_MAX``, the size of upstream's all-events set.",
         '"""',
         "",
-        f"SCHEMA_VERSION = {schema!r}",
+        f"SCHEMA_VERSION = {_q(schema)}",
         f"TOTAL_EVENT_CODES = {total}",
         f"GENERIC_EVENT_CODES = {generic_codes}",
         'CODELESS_NAMES: frozenset[str] = frozenset({"syscall"})',
         "",
         "EVENT_CODES: dict[str, int] = {",
     ]
-    out += [f"    {name!r}: {n}," for name, n in sorted(codes.items())]
-    out += ["}", "", "GENERIC_SYSCALLS: frozenset[str] = frozenset({"]
-    out += [f"    {name!r}," for name in sorted(generic)]
-    out += ["})", "", "CATEGORIES: dict[str, str] = {"]
-    out += [f"    {name!r}: {cat!r}," for name, cat in sorted(categories.items())]
+    out += [f"    {_q(name)}: {n}," for name, n in sorted(codes.items())]
+    out += ["}", "", "GENERIC_SYSCALLS: frozenset[str] = frozenset(", "    {"]
+    out += [f"        {_q(name)}," for name in sorted(generic)]
+    out += ["    }", ")", "", "CATEGORIES: dict[str, str] = {"]
+    out += [f"    {_q(name)}: {_q(cat)}," for name, cat in sorted(categories.items())]
     out += ["}", ""]
     return "\n".join(out)
 

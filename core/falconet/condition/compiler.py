@@ -30,6 +30,10 @@ Extractor conventions (``FieldSpec.extractor(arg)`` -> ``event -> value | None``
 return the tuple of the values of all ancestors (the process itself excluded, nearest first),
 or None when there is none; the compiler applies the operator with "any ancestor" semantics,
 as ``sinsp_filter_check_thread::compare_full_a*`` does. With an index they return one value.
+Likewise the syscall fields ``fd.ip``, ``fd.net``, ``fd.port`` and ``fd.proto`` return the tuple
+of the socket's endpoint values (client, server; one value for a listening socket), or None for
+a non-socket fd: they match when either endpoint matches, and ``!=`` when neither equals
+(``sinsp_filter_check_fd::compare_ip/net/port``).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from falconet.condition.operators import (
     Leaf,
     ancestor_leaf,
     comparable_error,
+    endpoint_leaf,
     field_compare,
     modifier_leaf,
     parse_operator,
@@ -123,8 +128,9 @@ class _Checker:
                 kind, count, negate = item
                 children = results[len(results) - count :]
                 del results[len(results) - count :]
-                results.append(_negate(_combine(kind, children)) if negate else
-                               _combine(kind, children))
+                results.append(
+                    _negate(_combine(kind, children)) if negate else _combine(kind, children)
+                )
                 continue
             node, negate = item, False
             while isinstance(node, ast.Not):
@@ -178,8 +184,7 @@ class _Checker:
 
     # -- field vs field (val(), transformers on the right) -------------------------------------
 
-    def field_check(self, node: Any, lhs: Operand, op: str, mod: str | None,
-                    rhs: Operand) -> Leaf:
+    def field_check(self, node: Any, lhs: Operand, op: str, mod: str | None, rhs: Operand) -> Leaf:
         if op in ("pmatch", "regex"):
             raise self.fail(f"operator '{op.upper()}' doesn't support right-hand side fields", node)
         if lhs.type is FieldType.IPNET:
@@ -191,7 +196,9 @@ class _Checker:
         if lhs.type is not rhs.type or lhs.is_list != rhs.is_list:
             raise self.fail(
                 f"field '{lhs.name}' has type '{_type_text(lhs)}' while the right-hand side "
-                f"field '{rhs.name}' has incompatible type '{_type_text(rhs)}'", node)
+                f"field '{rhs.name}' has incompatible type '{_type_text(rhs)}'",
+                node,
+            )
         if mod is not None:
             raise self.fail(f"filter error: '{op} {mod}' requires a list of values", node)
         if op in ("=", "in", "intersects") and not lhs.is_list:
@@ -202,8 +209,9 @@ class _Checker:
 
     # -- constants -------------------------------------------------------------------------------
 
-    def constant_check(self, node: Any, lhs: Operand, op: str, mod: str | None,
-                       texts: list[str]) -> Leaf:
+    def constant_check(
+        self, node: Any, lhs: Operand, op: str, mod: str | None, texts: list[str]
+    ) -> Leaf:
         right = node.right
         consts: list[Any] = []
         for text in texts:
@@ -211,6 +219,11 @@ class _Checker:
             consts.append(self.convert(node, lhs, op, text))
         if lhs.type is FieldType.IPNET and op not in ("in", "intersects") and mod is None:
             consts = consts[:1]
+        if lhs.endpoints:
+            try:
+                return endpoint_leaf(lhs, op, mod, consts)
+            except ValueError as exc:
+                raise self.fail(str(exc), node) from None
         if mod is not None:
             return modifier_leaf(lhs, op, mod, consts)
         if lhs.any_ancestor:
@@ -226,7 +239,8 @@ class _Checker:
             if raw is None:
                 raise self.fail(
                     "filter error: bcontains and bstartswith operator support hex strings only",
-                    right)
+                    right,
+                )
             if lhs.type is FieldType.BYTEBUF:
                 return raw
             text = raw.decode("utf-8", "surrogateescape")
@@ -234,8 +248,12 @@ class _Checker:
             value = convert_literal(text, lhs.type)
         except ValueError as exc:
             raise self.fail(str(exc), right) from None
-        if (self.table.source == "syscall" and lhs.spec is not None
-                and lhs.spec.name == "evt.type" and lhs.type.is_string):
+        if (
+            self.table.source == "syscall"
+            and lhs.spec is not None
+            and lhs.spec.name == "evt.type"
+            and lhs.type.is_string
+        ):
             from falconet.condition.evttypes import is_known_event_type
 
             if not is_known_event_type(value):
@@ -252,18 +270,32 @@ class _Checker:
     def value_warnings(self, op: str, value: str, pos: Pos) -> None:
         nospaces = "".join(c for c in value if c not in " \t\n\v\f\r")
         if op == "regex" and _regex_is_plain(value):
-            self.warnings.append(CompileWarning(
-                f"regex check with '{value}' may be optimized with simpler operators such as "
-                "'=', 'contains', 'startswith', 'endswith'", pos))
+            self.warnings.append(
+                CompileWarning(
+                    f"regex check with '{value}' may be optimized with simpler operators such as "
+                    "'=', 'contains', 'startswith', 'endswith'",
+                    pos,
+                )
+            )
         if _names_a_field(self.table, nospaces):
-            self.warnings.append(CompileWarning(
-                f"'{value}' may be a valid field misused as a const string value", pos))
+            self.warnings.append(
+                CompileWarning(
+                    f"'{value}' may be a valid field misused as a const string value", pos
+                )
+            )
         for name in TRANSFORMER_NAMES:
-            if (len(nospaces) >= len(name) + 2 and nospaces.startswith(name + "(")
-                    and nospaces.endswith(")")):
-                self.warnings.append(CompileWarning(
-                    f"'{value}' may be a valid field transformer misused as a const string value",
-                    pos))
+            if (
+                len(nospaces) >= len(name) + 2
+                and nospaces.startswith(name + "(")
+                and nospaces.endswith(")")
+            ):
+                self.warnings.append(
+                    CompileWarning(
+                        f"'{value}' may be a valid field transformer misused as a const "
+                        "string value",
+                        pos,
+                    )
+                )
 
 
 def _regex_is_plain(v: str) -> bool:
@@ -357,14 +389,19 @@ def check_condition(ast_: Expr, table: FieldTable) -> CheckedCondition:
     checker = _Checker(table)
     plan = checker.run(ast_)
     return CheckedCondition(
-        ast=ast_, source=table.source, fields=list(checker.fields),
-        operators=list(checker.operators), warnings=checker.warnings,
-        transformers=list(checker.transformers), plan=plan,
+        ast=ast_,
+        source=table.source,
+        fields=list(checker.fields),
+        operators=list(checker.operators),
+        warnings=checker.warnings,
+        transformers=list(checker.transformers),
+        plan=plan,
     )
 
 
-def compile_operand(node: ast.Field | ast.Transformer, table: FieldTable) -> tuple[Extractor,
-                                                                                   FieldSpec]:
+def compile_operand(
+    node: ast.Field | ast.Transformer, table: FieldTable
+) -> tuple[Extractor, FieldSpec]:
     """An extractor and a describing FieldSpec for a field or transformer expression (output
     format tokens); raises ConditionCompileError."""
     if _operand_depth(node) > _MAX_OPERAND_DEPTH:
@@ -373,8 +410,11 @@ def compile_operand(node: ast.Field | ast.Transformer, table: FieldTable) -> tup
         op = resolve_operand(node, table)
     except OperandError as exc:
         raise ConditionCompileError(str(exc), getattr(exc.node, "pos", ast.NO_POS)) from None
-    spec = FieldSpec(field_label(node.name, node.arg) if isinstance(node, ast.Field)
-                     else ast.as_string(node), op.type, op.is_list)
+    spec = FieldSpec(
+        field_label(node.name, node.arg) if isinstance(node, ast.Field) else ast.as_string(node),
+        op.type,
+        op.is_list,
+    )
     return standalone_extractor(op), spec
 
 
@@ -402,8 +442,12 @@ class _Codegen:
 
     def __init__(self, plans: Sequence[Plan]) -> None:
         self.plans = plans
-        self.ns: dict[str, Any] = {"__builtins__": {}, "_U": _UNSET, "_lw": ascii_lower,
-                                   "_cs": _cache_set}
+        self.ns: dict[str, Any] = {
+            "__builtins__": {},
+            "_U": _UNSET,
+            "_lw": ascii_lower,
+            "_cs": _cache_set,
+        }
         self.names: dict[int, str] = {}
         self.slots: dict[str, _Slot] = {}
         self.cached: dict[str, int] = {}  # slot key -> cache index (multi-use slots)
@@ -569,8 +613,9 @@ def _generate(plans: Sequence[Plan], mode: str) -> Callable[[Any], Any]:
     return fn
 
 
-def build_matcher(conditions: Sequence[CheckedCondition], *,
-                  first_match: bool) -> Callable[[Any], list[int]]:
+def build_matcher(
+    conditions: Sequence[CheckedCondition], *, first_match: bool
+) -> Callable[[Any], list[int]]:
     """One generated function evaluating ``conditions`` in order on an event: the indices of
     those that matched (with ``first_match``, at most the first one)."""
     return _generate([c.plan for c in conditions], "first" if first_match else "all")

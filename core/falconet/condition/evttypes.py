@@ -81,7 +81,8 @@ def count_event_codes(names: Iterable[str]) -> int:
     """How many ppm event codes a set of event names stands for (upstream's ``set.size()``)."""
     classes = _names_to_codes(names)
     return sum(EVENT_CODES[c] for c in classes if c != _GENERIC) + (
-        GENERIC_EVENT_CODES if _GENERIC in classes else 0)
+        GENERIC_EVENT_CODES if _GENERIC in classes else 0
+    )
 
 
 def warns_no_evttype(code_count: int, *, warn_empty: bool = True) -> bool:
@@ -143,7 +144,8 @@ def _visit_operand(node: Any) -> tuple[bool, bool]:
             is_evttype, has_codes = _visit_operand(child)
             if is_evttype:
                 raise EventTypeError(
-                    "event code search does not support `evt.type` checks with transformers")
+                    "event code search does not support `evt.type` checks with transformers"
+                )
         return False, has_codes
     return False, False
 
@@ -168,7 +170,8 @@ def _leaf_codes(node: Any, negated: bool, invariants: bool) -> frozenset[str]:
                 _visit_operand(right)
                 raise EventTypeError(
                     "right-hand field comparisons on `evt.type`/`syscall.type` checks are not "
-                    "supported by event code search")
+                    "supported by event code search"
+                )
         return frozenset() if negated and has_codes else _ALL_CODES
     if isinstance(node, ast.UnaryCheck):
         is_evttype, _ = _visit_operand(node.left)
@@ -214,7 +217,8 @@ def event_code_count(root: ast.Expr, *, evt_num_invariants: bool = False) -> int
     """The size of upstream's ``ppm_event_codes`` set for the condition."""
     classes = _event_classes(root, evt_num_invariants)
     return sum(EVENT_CODES[c] for c in classes if c != _GENERIC) + (
-        GENERIC_EVENT_CODES if _GENERIC in classes else 0)
+        GENERIC_EVENT_CODES if _GENERIC in classes else 0
+    )
 
 
 # --- pinned values for plugin sources -----------------------------------------------------------
@@ -319,8 +323,9 @@ def value_sets(root: ast.Expr, field_name: str, *, is_list: bool = False) -> tup
     return results[0]
 
 
-def pinned_values(root: ast.Expr, field_name: str, *, is_list: bool = False
-                  ) -> frozenset[str] | None:
+def pinned_values(
+    root: ast.Expr, field_name: str, *, is_list: bool = False
+) -> frozenset[str] | None:
     """The values of ``field_name`` for which ``root`` can match, or None when it may match
     any value or an event without the field. ``is_list`` disables exact pinning (``in`` means
     "all elements in" there)."""

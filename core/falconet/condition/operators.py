@@ -33,23 +33,81 @@ from falconet.fields import FieldType
 if TYPE_CHECKING:
     from falconet.condition.transformers import Operand
 
-OPERATORS = ("=", "==", "!=", "<=", "<", ">=", ">", "contains", "icontains", "bcontains",
-             "startswith", "bstartswith", "endswith", "in", "intersects", "pmatch", "exists",
-             "glob", "iglob", "regex")
+OPERATORS = (
+    "=",
+    "==",
+    "!=",
+    "<=",
+    "<",
+    ">=",
+    ">",
+    "contains",
+    "icontains",
+    "bcontains",
+    "startswith",
+    "bstartswith",
+    "endswith",
+    "in",
+    "intersects",
+    "pmatch",
+    "exists",
+    "glob",
+    "iglob",
+    "regex",
+)
 _CANON = {"==": "="}
 MODIFIERS = ("oneof", "anyof", "allof")
 
 _NUMERIC_OPS = frozenset({"=", "!=", "<", "<=", ">", ">=", "in", "intersects", "exists"})
 _BOOL_OPS = frozenset({"=", "!=", "in", "intersects", "exists"})
-_STRING_OPS = frozenset({"=", "!=", "<", "<=", ">", ">=", "contains", "in", "exists",
-                         "icontains", "startswith", "glob", "pmatch", "endswith", "intersects",
-                         "iglob", "regex"})
-_BUFFER_OPS = frozenset({"=", "!=", "contains", "in", "exists", "startswith", "endswith",
-                         "intersects", "bcontains", "bstartswith"})
+_STRING_OPS = frozenset(
+    {
+        "=",
+        "!=",
+        "<",
+        "<=",
+        ">",
+        ">=",
+        "contains",
+        "in",
+        "exists",
+        "icontains",
+        "startswith",
+        "glob",
+        "pmatch",
+        "endswith",
+        "intersects",
+        "iglob",
+        "regex",
+    }
+)
+_BUFFER_OPS = frozenset(
+    {
+        "=",
+        "!=",
+        "contains",
+        "in",
+        "exists",
+        "startswith",
+        "endswith",
+        "intersects",
+        "bcontains",
+        "bstartswith",
+    }
+)
 _IP_OPS = frozenset({"=", "!=", "in", "exists", "intersects"})
 _LIST_OPS = frozenset({"in", "exists", "intersects"})
-_LIST_TYPES = frozenset({FieldType.CHARBUF, FieldType.UINT64, FieldType.RELTIME,
-                         FieldType.ABSTIME, FieldType.BOOL, FieldType.IPADDR, FieldType.IPNET})
+_LIST_TYPES = frozenset(
+    {
+        FieldType.CHARBUF,
+        FieldType.UINT64,
+        FieldType.RELTIME,
+        FieldType.ABSTIME,
+        FieldType.BOOL,
+        FieldType.IPADDR,
+        FieldType.IPNET,
+    }
+)
 
 
 def parse_operator(text: str) -> tuple[str, str | None]:
@@ -223,6 +281,10 @@ def _any_of(pred: Callable[[Any], bool]) -> Callable[[Any], bool]:
     return lambda values: any(pred(v) for v in values)
 
 
+def _all_of(pred: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda values: all(pred(v) for v in values)
+
+
 def scalar_leaf(lhs: Operand, op: str, k: Any) -> Leaf:
     """``flt_compare`` on one present scalar value."""
     if lhs.type is FieldType.DYNAMIC:
@@ -238,8 +300,9 @@ def scalar_leaf(lhs: Operand, op: str, k: Any) -> Leaf:
         case "contains" | "bcontains":
             return Leaf(lhs, "pred", k, "{k} in {v}")
         case "icontains":
-            return Leaf(lhs, "pred", ascii_lower(k),
-                        "{k} in ({v}.lower() if {v}.isascii() else _lw({v}))")
+            return Leaf(
+                lhs, "pred", ascii_lower(k), "{k} in ({v}.lower() if {v}.isascii() else _lw({v}))"
+            )
         case "startswith" | "bstartswith":
             return Leaf(lhs, "pred", k, "{v}.startswith({k})")
         case "endswith":
@@ -272,11 +335,16 @@ def set_leaf(lhs: Operand, op: str, consts: list[Any]) -> Leaf:
         return Leaf(lhs, "pred", members, "{k}.issuperset({v})")
     return Leaf(lhs, "pred", members, "not {k}.isdisjoint({v})")
 
+
 def modifier_leaf(lhs: Operand, op: str, mod: str, consts: list[Any]) -> Leaf:
     """``op oneof/anyof/allof (...)``: per-element ``flt_compare``; empty list is false."""
     if not consts:
         return Leaf(lhs, "false")
-    plain = lhs.type not in (FieldType.IPNET, FieldType.DYNAMIC) and not lhs.any_ancestor
+    plain = (
+        lhs.type not in (FieldType.IPNET, FieldType.DYNAMIC)
+        and not lhs.any_ancestor
+        and not lhs.endpoints
+    )
     if plain and op == "=" and mod == "anyof":
         return Leaf(lhs, "member", frozenset(consts))
     if plain and op == "!=" and mod == "allof":
@@ -290,6 +358,32 @@ def modifier_leaf(lhs: Operand, op: str, mod: str, consts: list[Any]) -> Leaf:
         preds = [k if op == "regex" else element_predicate(op, k, lhs.type) for k in consts]
     pred = make_modifier(mod, preds)
     return Leaf(lhs, "call", _any_of(pred) if lhs.any_ancestor else pred)
+
+
+def endpoint_leaf(lhs: Operand, op: str, mod: str | None, consts: list[Any]) -> Leaf:
+    """``fd.ip``/``fd.net``/``fd.port``/``fd.proto``: the value is the tuple of the socket's
+    endpoints; ``sinsp_filter_check_fd::compare_ip/net/port`` match when EITHER endpoint
+    matches, and for ``!=`` when NEITHER equals. Operators those functions throw on at run time
+    are refused here, at load time; ``fd.net`` returns false for them."""
+    if lhs.name == "fd.ip" and op not in ("=", "!=", "in"):
+        raise ValueError("filter error: IP filter only supports '=' and '!=' operators")
+    if lhs.name in ("fd.port", "fd.proto") and op not in ("=", "!=", "<", "<=", ">", ">=", "in"):
+        raise ValueError("filter error: unsupported port comparison operator")
+    if lhs.name == "fd.net" and op not in ("=", "!=", "in"):
+        return Leaf(lhs, "false")
+    if mod is not None:
+        pred = make_modifier(mod, [element_predicate(op, k, lhs.type) for k in consts])
+        return Leaf(lhs, "call", _all_of(pred) if op == "!=" else _any_of(pred))
+    if lhs.type is FieldType.IPNET:
+        inside = make_net_contains(consts)
+        if op == "!=":
+            return Leaf(lhs, "call", lambda vals: not any(inside(v) for v in vals))
+        return Leaf(lhs, "call", _any_of(inside))
+    if op in ("=", "!=", "in"):
+        members = frozenset(consts if op == "in" else consts[:1])
+        return Leaf(lhs, "pred", members, ("" if op == "!=" else "not ") + "{k}.isdisjoint({v})")
+    return Leaf(lhs, "call", _any_of(element_predicate(op, consts[0], lhs.type)))
+
 
 def ancestor_leaf(lhs: Operand, op: str, consts: list[Any]) -> Leaf:
     """Unindexed ``proc.a*``: the value is a tuple of ancestors, true if ANY matches."""

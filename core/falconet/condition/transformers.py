@@ -25,13 +25,25 @@ from falconet.condition.values import ascii_lower, ascii_upper, scan_int
 from falconet.fields import ArgKind, Extractor, FieldSpec, FieldTable, FieldType
 
 #: Fields whose unindexed form matches when ANY ancestor matches (``compare_full_a*``).
-ANCESTOR_FIELDS = frozenset({"proc.aname", "proc.apid", "proc.aexe", "proc.aexepath",
-                             "proc.acmdline", "proc.aenv"})
+ANCESTOR_FIELDS = frozenset(
+    {"proc.aname", "proc.apid", "proc.aexe", "proc.aexepath", "proc.acmdline", "proc.aenv"}
+)
+#: Syscall fields compared on both socket endpoints (``compare_ip/net/port``).
+ENDPOINT_FIELDS = frozenset({"fd.ip", "fd.net", "fd.port", "fd.proto"})
 SINGLE_TRANSFORMERS = ("toupper", "tolower", "b64", "storage", "basename", "len")
 MULTI_TRANSFORMERS = ("join", "concat", "getopt")
 #: What ``parser::supported_field_transformers(true)`` lists (used by the compiler warning).
-TRANSFORMER_NAMES = ("val", "tolower", "toupper", "b64", "basename", "len", "join", "concat",
-                     "getopt")
+TRANSFORMER_NAMES = (
+    "val",
+    "tolower",
+    "toupper",
+    "b64",
+    "basename",
+    "len",
+    "join",
+    "concat",
+    "getopt",
+)
 _PLUGIN_CLASSES_IN_SYSCALL = ("container.", "k8s.")
 
 
@@ -58,6 +70,7 @@ class Operand:
     args: tuple[Operand, ...] = ()
     spec: FieldSpec | None = None
     any_ancestor: bool = False
+    endpoints: bool = False
     rhs_allowed: bool = True
     transformer_allowed: bool = True
     fields: tuple[str, ...] = field(default=())  # field names in order, with [arg]
@@ -148,8 +161,7 @@ def _single_fn(name: str, ftype: FieldType) -> Callable[[Any], Any]:
         return _len
     if name == "b64":
         return _per_value(_b64_bytes if ftype is FieldType.BYTEBUF else _b64_str)
-    return _per_value({"tolower": ascii_lower, "toupper": ascii_upper,
-                       "basename": _basename}[name])
+    return _per_value({"tolower": ascii_lower, "toupper": ascii_upper, "basename": _basename}[name])
 
 
 def _to_text(value: Any) -> str:
@@ -294,8 +306,11 @@ def check_field_arg(table: FieldTable, spec: FieldSpec, label: str, arg: str | N
         bad = (
             (kind is ArgKind.NONE and arg is not None)
             or (kind in (ArgKind.INDEX_REQUIRED, ArgKind.KEY_REQUIRED) and arg is None)
-            or (kind in (ArgKind.INDEX, ArgKind.INDEX_REQUIRED) and arg is not None
-                and not _is_int32(arg))
+            or (
+                kind in (ArgKind.INDEX, ArgKind.INDEX_REQUIRED)
+                and arg is not None
+                and not _is_int32(arg)
+            )
         )
         if bad:
             raise ValueError(f"filter_check called with nonexistent field {label}")
@@ -303,11 +318,14 @@ def check_field_arg(table: FieldTable, spec: FieldSpec, label: str, arg: str | N
     if arg is None:
         if kind in (ArgKind.INDEX_REQUIRED, ArgKind.KEY_REQUIRED):
             raise ValueError(
-                f"filter '{label}': {spec.name} requires an argument but none provided")
+                f"filter '{label}': {spec.name} requires an argument but none provided"
+            )
         return
     if kind is ArgKind.NONE:
-        raise ValueError(f"filter '{label}': {spec.name} does not allow nor require an argument "
-                         f"but one is provided: {arg}")
+        raise ValueError(
+            f"filter '{label}': {spec.name} does not allow nor require an argument "
+            f"but one is provided: {arg}"
+        )
     if kind in (ArgKind.INDEX, ArgKind.INDEX_REQUIRED):
         message = ""
         if not arg or (len(arg) > 1 and arg[0] == "0"):
@@ -340,24 +358,57 @@ def resolve_field(node: ast.Field, table: FieldTable) -> Operand:
         check_field_arg(table, spec, label, arg)
     except ValueError as exc:
         raise OperandError(str(exc), node) from None
-    any_ancestor = spec.name in ANCESTOR_FIELDS and (arg is None or arg in ("-1",))
+    any_ancestor = spec.name in ANCESTOR_FIELDS and (arg is None or arg == "-1")
+    try:
+        extract = spec.extractor(None if any_ancestor else arg)
+    except ValueError as exc:  # a source refusing the argument with its own message
+        raise OperandError(str(exc), node) from None
     return Operand(
-        kind="field", key=f"{label}@{id(spec):x}", type=spec.type, is_list=spec.is_list,
-        name=spec.name, extract=spec.extractor(arg), spec=spec, any_ancestor=any_ancestor,
-        rhs_allowed=spec.rhs_allowed, transformer_allowed=spec.transformer_allowed,
+        kind="field",
+        key=f"{label}@{id(spec):x}",
+        type=spec.type,
+        is_list=spec.is_list,
+        name=spec.name,
+        extract=extract,
+        spec=spec,
+        any_ancestor=any_ancestor,
+        endpoints=table.source == "syscall" and spec.name in ENDPOINT_FIELDS,
+        rhs_allowed=spec.rhs_allowed,
+        transformer_allowed=spec.transformer_allowed,
         fields=(field_label(node.name, node.arg or None),),
     )
 
 
 def _const(value: str) -> Operand:
-    return Operand(kind="const", key=f"const:{value!r}", type=FieldType.CHARBUF, is_list=False,
-                   name="NA", value=value)
+    return Operand(
+        kind="const",
+        key=f"const:{value!r}",
+        type=FieldType.CHARBUF,
+        is_list=False,
+        name="NA",
+        value=value,
+    )
 
 
-def _apply(name: str, key: str, ftype: FieldType, is_list: bool, fn: Callable[..., Any],
-           args: Sequence[Operand], label: str = "NA") -> Operand:
-    return Operand(kind="apply", key=key, type=ftype, is_list=is_list, name=label, fn=fn,
-                   args=tuple(args), fields=tuple(f for a in args for f in a.fields))
+def _apply(
+    name: str,
+    key: str,
+    ftype: FieldType,
+    is_list: bool,
+    fn: Callable[..., Any],
+    args: Sequence[Operand],
+    label: str = "NA",
+) -> Operand:
+    return Operand(
+        kind="apply",
+        key=key,
+        type=ftype,
+        is_list=is_list,
+        name=label,
+        fn=fn,
+        args=tuple(args),
+        fields=tuple(f for a in args for f in a.fields),
+    )
 
 
 def resolve_operand(node: Any, table: FieldTable) -> Operand:
@@ -382,15 +433,17 @@ def _transformer(node: ast.Transformer, table: FieldTable) -> Operand:
     name = node.name
     if name == "val":
         if node.arg is not None:
-            raise OperandError("filter error: transformer 'val' does not support field arguments",
-                               node)
+            raise OperandError(
+                "filter error: transformer 'val' does not support field arguments", node
+            )
         if not args:
             raise OperandError("filter error: found null child node on 'val' transformer", node)
         return args[0]
     if len(args) == 1:
         if node.arg is not None:
-            raise OperandError(f"filter error: transformer '{name}' does not support field "
-                               "arguments", node)
+            raise OperandError(
+                f"filter error: transformer '{name}' does not support field arguments", node
+            )
         return apply_single(name, args[0], node)
     return _multi(name, args, node)
 
@@ -411,11 +464,22 @@ def apply_single(name: str, inner: Operand, node: Any) -> Operand:
         where = "list field" if inner.is_list else "field"
         raise OperandError(
             f"can't add field transformer: type '{inner.type.value}' is not supported by "
-            f"'{name}' transformer applied on {where} '{inner.name}'", node)
+            f"'{name}' transformer applied on {where} '{inner.name}'",
+            node,
+        )
     fn = _single_fn(name, inner.type)
-    return Operand(kind="apply", key=f"{name}({inner.key})", type=out_type, is_list=out_list,
-                   name=inner.name, fn=fn, args=(inner,), spec=inner.spec,
-                   rhs_allowed=inner.rhs_allowed, fields=inner.fields)
+    return Operand(
+        kind="apply",
+        key=f"{name}({inner.key})",
+        type=out_type,
+        is_list=out_list,
+        name=inner.name,
+        fn=fn,
+        args=(inner,),
+        spec=inner.spec,
+        rhs_allowed=inner.rhs_allowed,
+        fields=inner.fields,
+    )
 
 
 def _multi(name: str, args: list[Operand], node: ast.Transformer) -> Operand:
@@ -456,8 +520,9 @@ def _multi(name: str, args: list[Operand], node: ast.Transformer) -> Operand:
         if node.arg is not None and len(node.arg) != 1:
             raise fail("getopt() field argument must be a single option character")
         label = "NA" if node.arg is not None else "INTERNAL"
-        return _apply(name, key, FieldType.CHARBUF, node.arg is None, _getopt_fn(node.arg),
-                      args, label)
+        return _apply(
+            name, key, FieldType.CHARBUF, node.arg is None, _getopt_fn(node.arg), args, label
+        )
     if name in SINGLE_TRANSFORMERS:
         raise fail("unknown multivalue transformer")
     raise fail(f"unknown field transfomer '{name}'")

@@ -47,12 +47,18 @@ _I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
 _SCAN_INT = re.compile(r"[ \t\n\v\f\r]*([+-]?)([0-9]+)")
 
 _SIGNED_PARSE = {
-    FieldType.INT8: (32, 8), FieldType.INT16: (32, 16), FieldType.INT32: (32, 32),
+    FieldType.INT8: (32, 8),
+    FieldType.INT16: (32, 16),
+    FieldType.INT32: (32, 32),
     FieldType.INT64: (64, 64),
 }
 _UNSIGNED_PARSE = {
-    FieldType.UINT8: (32, 8), FieldType.UINT16: (32, 16), FieldType.UINT32: (32, 32),
-    FieldType.UINT64: (64, 64), FieldType.RELTIME: (64, 64), FieldType.ABSTIME: (64, 64),
+    FieldType.UINT8: (32, 8),
+    FieldType.UINT16: (32, 16),
+    FieldType.UINT32: (32, 32),
+    FieldType.UINT64: (64, 64),
+    FieldType.RELTIME: (64, 64),
+    FieldType.ABSTIME: (64, 64),
 }
 
 
@@ -230,9 +236,18 @@ def ascii_upper(s: str) -> str:
 # --- glob (fnmatch(3)) ---------------------------------------------------------------------------
 
 _CLASSES = {
-    "alpha": "A-Za-z", "digit": "0-9", "alnum": "0-9A-Za-z", "upper": "A-Z", "lower": "a-z",
-    "space": " \\t\\n\\r\\f\\v", "blank": " \\t", "punct": "!-/:-@\\[-`{-~", "print": " -~",
-    "graph": "!-~", "cntrl": "\\x00-\\x1f\\x7f", "xdigit": "0-9A-Fa-f",
+    "alpha": "A-Za-z",
+    "digit": "0-9",
+    "alnum": "0-9A-Za-z",
+    "upper": "A-Z",
+    "lower": "a-z",
+    "space": " \\t\\n\\r\\f\\v",
+    "blank": " \\t",
+    "punct": "!-/:-@\\[-`{-~",
+    "print": " -~",
+    "graph": "!-~",
+    "cntrl": "\\x00-\\x1f\\x7f",
+    "xdigit": "0-9A-Fa-f",
 }
 _FAIL = "(?!)"
 
@@ -277,8 +292,14 @@ def _bracket(p: str, i: int) -> tuple[str | None, int]:
                 j = end + 2
                 continue
             j += 1  # not a class name: "[" is an ordinary member
-        elif c == "[" and j + 1 < n and p[j + 1] in "=." and j + 4 < n and \
-                p[j + 3] == p[j + 1] and p[j + 4] == "]":
+        elif (
+            c == "["
+            and j + 1 < n
+            and p[j + 1] in "=."
+            and j + 4 < n
+            and p[j + 3] == p[j + 1]
+            and p[j + 4] == "]"
+        ):
             c = p[j + 2]  # [=c=] / [.c.]: one character in the C locale
             j += 5
         else:
@@ -443,8 +464,11 @@ class PathPrefixSet:
         if comp in node and self._descend(node[comp], comps, k + 1):
             return True
         for key, sub in node.items():
-            if (_GLOB_CHARS.intersection(key) and glob_match(key, comp)
-                    and self._descend(sub, comps, k + 1)):
+            if (
+                _GLOB_CHARS.intersection(key)
+                and glob_match(key, comp)
+                and self._descend(sub, comps, k + 1)
+            ):
                 return True
         return False
 
