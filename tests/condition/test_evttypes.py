@@ -25,7 +25,7 @@ from falconet.condition.parser import parse
 from falconet.event import SchemaEvent
 from falconet.fields import find_upstream_fields_tsv, schema_registry
 
-GENERIC = event_names.GENERIC_SYSCALLS | {"syscall"}
+GENERIC = event_names.GENERIC_SYSCALLS | event_names.SC_ONLY_NAMES | {"syscall"}
 ALL = ALL_EVENT_TYPES
 
 
@@ -149,7 +149,9 @@ def test_known_event_types() -> None:
     assert is_known_event_type("open") and is_known_event_type("execve")
     assert is_known_event_type("removexattrat") and is_known_event_type("syscall")
     assert is_known_event_type("container") and is_known_event_type("procexit")
+    assert is_known_event_type("pread64") and is_known_event_type("sched_process_exit")
     assert not is_known_event_type("opne")
+    assert types("evt.type = sched_process_exit") == GENERIC  # a PPM_SC name: generic pair
 
 
 def test_deep_negation_and_nesting_do_not_recurse() -> None:

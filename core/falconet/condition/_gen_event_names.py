@@ -3,7 +3,8 @@
 Usage (from the repository root)::
 
     python -m falconet.condition._gen_event_names ../shared/upstream/fields/supported-events.md \\
-        [--event-table event_table.c] > core/falconet/condition/event_names.py
+        [--event-table event_table.c] [--sc-names ppm_events_public.h] \\
+        > core/falconet/condition/event_names.py
 
 Names come from Falco's published event list (``supported-events.md``, ``falco --list-events
 --markdown``): dedicated events, and the syscalls that are only captured through the generic
@@ -13,9 +14,10 @@ when it sizes a rule's event-code set (``ppm_event_codes``), so code counts are 
 ``driver/event_table.c`` when ``--event-table`` is given (one count per table entry name), and
 from the markdown rows otherwise. Only names and counts are extracted; these are facts.
 
-The committed module was generated from the shared ``supported-events.md`` (schema 4.3.0) and
-``driver/event_table.c`` of falcosecurity/libs at 48dfd53cd23f (``git show
-HEAD:driver/event_table.c`` in a libs checkout).
+The syscall names libs knows beyond that list (``PPM_SC_*`` in ``driver/ppm_events_public.h``)
+are read with ``--sc-names``. The committed module was generated from the shared
+``supported-events.md`` (schema 4.3.0) and ``driver/event_table.c`` and
+``driver/ppm_events_public.h`` of falcosecurity/libs at 48dfd53cd23f.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ _ROW = re.compile(r"^(Yes|No)\s*\|\s*`([<>])`\s*\|\s*`([^`]+)`\s*\|(.*)$")
 _SECTION = re.compile(r"^##\s+(.*?)\s*$")
 _SCHEMA = re.compile(r"Schema Version\*?:?\s*([0-9.]+)")
 _TABLE_ENTRY = re.compile(r"\[(PPME_\w+)\]\s*=\s*\{\s*\"([^\"]*)\"")
+_SC_ENTRY = re.compile(r"PPM_SC_X\(([A-Z0-9_]+),\s*[0-9]+\)")
 _GENERIC_PARAMS = "SYSCALLID **ID**, UINT16 **nativeID**"
 _SECTIONS = {
     "Syscall events": "syscall",
@@ -76,7 +79,13 @@ def _q(text: str) -> str:
     return json.dumps(text)
 
 
-def render(md: str, table: str | None) -> str:
+def parse_sc_names(text: str) -> set[str]:
+    """``scap_get_ppm_sc_name`` names: the ``PPM_SC_X`` entries of ``ppm_events_public.h``,
+    lower-cased."""
+    return {name.lower() for name in _SC_ENTRY.findall(text)}
+
+
+def render(md: str, table: str | None, sc_header: str | None = None) -> str:
     schema, categories, rows, generic = parse_markdown(md)
     generic -= set(rows)
     if table is not None:
@@ -100,8 +109,10 @@ def render(md: str, table: str | None) -> str:
         "",
         "``EVENT_CODES``: name -> number of ppm event codes (enter/exit, every version) named so.",
         "``GENERIC_SYSCALLS``: syscalls captured only through the generic ``syscall`` pair, which",
-        "share its ``GENERIC_EVENT_CODES`` codes. ``CODELESS_NAMES``: valid ``evt.type`` values",
-        "that name no indexable code (the generic pair itself). ``TOTAL_EVENT_CODES`` is",
+        "share its ``GENERIC_EVENT_CODES`` codes. ``SC_ONLY_NAMES``: other syscall and",
+        "tracepoint names libs knows (``PPM_SC_*``), which upstream also accepts as ``evt.type``",
+        "values and maps to the generic pair. ``CODELESS_NAMES``: valid ``evt.type`` values that",
+        "name no indexable code (the generic pair itself). ``TOTAL_EVENT_CODES`` is",
         "``PPM_EVENT_MAX``, the size of upstream's all-events set.",
         '"""',
         "",
@@ -115,7 +126,10 @@ def render(md: str, table: str | None) -> str:
     out += [f"    {_q(name)}: {n}," for name, n in sorted(codes.items())]
     out += ["}", "", "GENERIC_SYSCALLS: frozenset[str] = frozenset(", "    {"]
     out += [f"        {_q(name)}," for name in sorted(generic)]
-    out += ["    }", ")", "", "CATEGORIES: dict[str, str] = {"]
+    sc_only = sorted(parse_sc_names(sc_header) - set(codes) - generic) if sc_header else []
+    out += ["    }", ")", "", "SC_ONLY_NAMES: frozenset[str] = frozenset("]
+    out += ["    {", *[f"        {_q(name)}," for name in sc_only], "    }", ")"]
+    out += ["", "CATEGORIES: dict[str, str] = {"]
     out += [f"    {_q(name)}: {_q(cat)}," for name, cat in sorted(categories.items())]
     out += ["}", ""]
     return "\n".join(out)
@@ -125,9 +139,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("markdown", type=Path, help="supported-events.md")
     ap.add_argument("--event-table", type=Path, help="libs driver/event_table.c (optional)")
+    ap.add_argument("--sc-names", type=Path, help="libs driver/ppm_events_public.h (optional)")
     args = ap.parse_args(argv)
     table = args.event_table.read_text(encoding="utf-8") if args.event_table else None
-    sys.stdout.write(render(args.markdown.read_text(encoding="utf-8"), table))
+    header = args.sc_names.read_text(encoding="utf-8") if args.sc_names else None
+    sys.stdout.write(render(args.markdown.read_text(encoding="utf-8"), table, header))
     return 0
 
 

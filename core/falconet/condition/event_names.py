@@ -5,8 +5,10 @@ supported-events.md (names) and libs' driver/event_table.c (counts).
 
 ``EVENT_CODES``: name -> number of ppm event codes (enter/exit, every version) named so.
 ``GENERIC_SYSCALLS``: syscalls captured only through the generic ``syscall`` pair, which
-share its ``GENERIC_EVENT_CODES`` codes. ``CODELESS_NAMES``: valid ``evt.type`` values
-that name no indexable code (the generic pair itself). ``TOTAL_EVENT_CODES`` is
+share its ``GENERIC_EVENT_CODES`` codes. ``SC_ONLY_NAMES``: other syscall and
+tracepoint names libs knows (``PPM_SC_*``), which upstream also accepts as ``evt.type``
+values and maps to the generic pair. ``CODELESS_NAMES``: valid ``evt.type`` values that
+name no indexable code (the generic pair itself). ``TOTAL_EVENT_CODES`` is
 ``PPM_EVENT_MAX``, the size of upstream's all-events set.
 """
 
@@ -485,6 +487,35 @@ GENERIC_SYSCALLS: frozenset[str] = frozenset(
         "wait4",
         "waitid",
         "waitpid",
+    }
+)
+
+SC_ONLY_NAMES: frozenset[str] = frozenset(
+    {
+        "_llseek",
+        "fcntl64",
+        "getegid32",
+        "geteuid32",
+        "getgid32",
+        "getresgid32",
+        "getresuid32",
+        "getuid32",
+        "na_1",
+        "page_fault_kernel",
+        "page_fault_user",
+        "pread64",
+        "prlimit64",
+        "pwrite64",
+        "sched_process_exit",
+        "sched_switch",
+        "sendfile64",
+        "setgid32",
+        "setresgid32",
+        "setresuid32",
+        "setuid32",
+        "signal_deliver",
+        "ugetrlimit",
+        "unknown",
     }
 )
 

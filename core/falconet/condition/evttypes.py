@@ -6,7 +6,8 @@ leaves with De Morgan's laws and only inverts exact sets; ``evt.type``/``syscall
 argument) with ``=``/``==``/``!=``/``in`` give exact sets; every other check is neutral (all
 types), ``not evt.type exists`` gives the empty set. It works on ppm event *codes*: a name
 stands for all its codes (enter/exit, every version), and the syscalls captured through the
-generic ``syscall`` pair share that pair's two codes, so they always come and go together. The
+generic ``syscall`` pair (plus the other ``PPM_SC_*`` names, which upstream maps there too)
+share that pair's two codes, so they always come and go together. The
 result is returned as event names (the generic pair expanded to all generic syscall names).
 Quirks kept on purpose: an ``=``/``!=``/``in`` check whose left side is a transformer ending in
 a literal argument (``concat(proc.name, "x") = y``) becomes the empty set under negation, as
@@ -44,13 +45,16 @@ from falconet.condition.event_names import (
     EVENT_CODES,
     GENERIC_EVENT_CODES,
     GENERIC_SYSCALLS,
+    SC_ONLY_NAMES,
 )
 from falconet.condition.values import scan_int
 
 _GENERIC = "syscall"  # the class key of the generic pair (codes 0 and 1 are named "syscall")
 _ALL_CODES: frozenset[str] = frozenset(EVENT_CODES) | {_GENERIC}
+#: Names that stand for the generic pair: generic syscalls and the other ``PPM_SC_*`` names.
+_GENERIC_NAMES: frozenset[str] = GENERIC_SYSCALLS | SC_ONLY_NAMES
 #: Every name ``event_types`` can return (the "all event types" result).
-ALL_EVENT_TYPES: frozenset[str] = frozenset(EVENT_CODES) | GENERIC_SYSCALLS | {_GENERIC}
+ALL_EVENT_TYPES: frozenset[str] = frozenset(EVENT_CODES) | _GENERIC_NAMES | {_GENERIC}
 #: Falco warns LOAD_NO_EVTTYPE when a rule matches more codes than this.
 MAX_EVTTYPE_CODES = 100
 _EVTTYPE_OPS = frozenset({"=", "==", "!=", "in"})
@@ -62,7 +66,7 @@ class EventTypeError(ValueError):
 
 def is_known_event_type(name: str) -> bool:
     """Would ``evt.type = name`` pass ``validate_filter_value`` (event or syscall name)?"""
-    return name in EVENT_CODES or name in GENERIC_SYSCALLS or name in CODELESS_NAMES
+    return name in EVENT_CODES or name in _GENERIC_NAMES or name in CODELESS_NAMES
 
 
 def _names_to_codes(names: Iterable[str]) -> frozenset[str]:
@@ -72,7 +76,7 @@ def _names_to_codes(names: Iterable[str]) -> frozenset[str]:
     for name in names:
         if name in EVENT_CODES:
             out.add(name)
-        elif name in GENERIC_SYSCALLS:
+        elif name in _GENERIC_NAMES:
             out.add(_GENERIC)
     return frozenset(out)
 
@@ -93,7 +97,7 @@ def warns_no_evttype(code_count: int, *, warn_empty: bool = True) -> bool:
 
 def _expand(classes: frozenset[str]) -> frozenset[str]:
     if _GENERIC in classes:
-        return (classes - {_GENERIC}) | GENERIC_SYSCALLS | {_GENERIC}
+        return (classes - {_GENERIC}) | _GENERIC_NAMES | {_GENERIC}
     return classes
 
 
