@@ -88,6 +88,9 @@ class CompileWarning:
 
 @dataclass(frozen=True, eq=False)
 class Bool:
+    """A boolean node of a checked plan (nested and/or of one kind flattened, ``not not``
+    removed); ``true`` is an empty and/or."""
+
     kind: str  # "and" | "or" | "not" | "true"
     children: tuple[Plan, ...] = ()
 
@@ -97,6 +100,10 @@ Plan = Leaf | Bool
 
 @dataclass
 class CheckedCondition:
+    """A condition that passed ``check_condition``: what ``-L`` reports about it and the plan
+    ``build_matcher`` generates code from. ``source`` is the event source of the field table
+    it was checked against."""
+
     ast: Expr
     source: str
     fields: list[str]  # unique, in order of appearance, with [arg] as written
@@ -451,7 +458,7 @@ class _Codegen:
         self.names: dict[int, str] = {}
         self.slots: dict[str, _Slot] = {}
         self.cached: dict[str, int] = {}  # slot key -> cache index (multi-use slots)
-        self.helpers: list[tuple[str, Plan]] = []
+        self.helpers: list[tuple[str, Bool]] = []
         self.deep = False
         for plan in plans:
             for leaf in _leaves(plan):
@@ -572,7 +579,7 @@ class _Codegen:
         while done < len(self.helpers):  # helpers may add helpers
             helper, plan = self.helpers[done]
             done += 1
-            body = self.expr(Bool(plan.kind, plan.children), 1)
+            body = self.expr(plan, 1)
             lines += ["", f"def {helper}(e, _c):", f"    return {body}"]
         return "\n".join(lines) + "\n"
 

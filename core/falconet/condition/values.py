@@ -163,11 +163,11 @@ def parse_ipnet(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
         raise ValueError(f"invalid v6 netmask: {text}")
     ip, _, mask = text.partition("/")
     mask = mask.split("\n", 1)[0]
-    addr = _inet_pton6(ip, f"unrecognized IPv6 address {text}")
+    addr6 = _inet_pton6(ip, f"unrecognized IPv6 address {text}")
     bits = _wrap(scan_int(mask, signed=False, scan_bits=32), 8, False)
     if bits == 0 or bits > 128:
         raise ValueError(f"invalid v6 netmask {mask}")
-    return ipaddress.IPv6Network((int(addr), bits), strict=False)
+    return ipaddress.IPv6Network((int(addr6), bits), strict=False)
 
 
 def literal_bytes(text: str) -> bytes:
