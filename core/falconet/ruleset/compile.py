@@ -27,7 +27,7 @@ from falconet.ruleset.language import Language
 from falconet.ruleset.model import CompiledList, CompiledMacro, CompiledRule
 from falconet.ruleset.results import ErrorCode, WarningCode
 from falconet.ruleset.rule_exceptions import build_exceptions_condition, exception_operators
-from falconet.ruleset.substitute import Edit, ListSub, MacroResolver, resolve_lists, unmap
+from falconet.ruleset.substitute import Edit, ListSub, ListTable, MacroResolver, unmap
 from falconet.ruleset.yaml_source import line_col
 
 CONTAINER_INFO = "%container.info"
@@ -73,6 +73,7 @@ class Compiler:
         self._check_cache: dict[tuple[str, A.Expr], tuple[Any, Any, bool, str]] = {}
         self._check_by_id: dict[tuple[str, int], tuple[A.Expr, Any]] = {}
         self._resolve_cache: dict[tuple[int, str], Any] = {}
+        self._lint_cache: dict[int, tuple[A.Expr, bool, list[str]]] = {}
 
     # --- positions ----------------------------------------------------------------------------
 
@@ -97,13 +98,13 @@ class Compiler:
     # --- parsing ------------------------------------------------------------------------------
 
     def parse_condition(self, written: str, pieces: list[CondPiece], fallback: Ctx,
-                        lists: list[ListSub], lists_key: int,
+                        lists: ListTable, lists_key: int,
                         compiled_lists: dict[str, CompiledList]) -> _Parsed:
         """List substitution then parsing; a syntax error is LOAD_ERR_COMPILE_CONDITION."""
         key = (written, lists_key)
         hit = self._subst_cache.get(key)
         if hit is None:
-            hit = resolve_lists(written, lists)
+            hit = lists.resolve(written)
             self._subst_cache[key] = hit
         text, used, edits = hit
         for name in used:
@@ -166,8 +167,9 @@ class Compiler:
     def compile(self, col: Collector, warn: Warn) -> CompileOutput:
         out = CompileOutput()
         self._compile_lists(col, out)
-        list_items = [ListSub.of(li.name, li.items_compiled) for li in out.lists.values()]
-        lists_key = hash(tuple((li.name, tuple(li.items)) for li in list_items))
+        list_items = ListTable(ListSub.of(li.name, li.items_compiled)
+                               for li in out.lists.values())
+        lists_key = hash(tuple((li.name, tuple(li.items)) for li in list_items.lists))
         macro_asts = self._compile_macros(col, out, list_items, lists_key)
         for info in col.rules.values():
             if info.unknown_source:
@@ -203,7 +205,7 @@ class Compiler:
             out.lists[name].used = True
 
     def _compile_macros(self, col: Collector, out: CompileOutput,
-                        list_items: list[ListSub],
+                        list_items: ListTable,
                         lists_key: int) -> dict[str, A.Expr]:
         parsed: dict[str, _Parsed] = {}
         for info in col.macros.values():
@@ -231,7 +233,7 @@ class Compiler:
         return asts
 
     def _compile_rule(self, info: RuleInfo, col: Collector, out: CompileOutput,
-                      list_items: list[ListSub], lists_key: int,
+                      list_items: ListTable, lists_key: int,
                       macro_asts: dict[str, A.Expr], warn: Warn) -> CompiledRule | None:
         table = self.engine.table(info.source)
         condition = info.cond
@@ -263,7 +265,10 @@ class Compiler:
                                       out.lists)
         tree, macro_names = self.resolve_macros(parsed, macro_asts.get, out.macros,
                                                 "rule " + info.name)
-        na_check, deprecated = warning_checks(tree)
+        lint = self._lint_cache.get(id(tree))
+        if lint is None or lint[0] is not tree:
+            lint = self._lint_cache[id(tree)] = (tree, *warning_checks(tree))
+        _, na_check, deprecated = lint
         if na_check or deprecated:
             ctx0 = self.locate(parsed, condition, 0, 0)
             if na_check:

@@ -9,6 +9,7 @@ is recorded so that a parser position can be traced back to the text as written.
 
 from __future__ import annotations
 
+import heapq
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -68,20 +69,44 @@ class ListSub:
         return cls(name, items, words, _HAS_DELIM.search(name) is not None)
 
 
-def resolve_lists(cnd: str, lists: Iterable[ListSub]) -> tuple[str, list[str], list[Edit]]:
-    """Substitute every list (in the order given); returns the text, the lists used, and the
-    edits for ``unmap``. Only names present as delimited words are tried (a name holding a
-    delimiter is always looked for), which is all ``resolve_list`` could find anyway."""
-    used: list[str] = []
-    edits: list[Edit] = []
-    words = set(_WORDS.split(cnd))
-    for li in lists:
-        if li.name in words or (li.has_delim and li.name in cnd):
+class ListTable:
+    """The lists of one compile, in definition order, indexed so that a condition only tries
+    the lists whose names it contains as delimited words (a name holding a delimiter is always
+    looked for): exactly what trying every list with ``resolve_list`` would substitute."""
+
+    def __init__(self, lists: Iterable[ListSub]) -> None:
+        self.lists = list(lists)
+        self.order = {li.name: i for i, li in enumerate(self.lists)}
+        self._with_delims = [i for i, li in enumerate(self.lists) if li.has_delim]
+
+    def resolve(self, cnd: str) -> tuple[str, list[str], list[Edit]]:
+        """Substitute the lists in order; returns the text, the lists used, and the edits for
+        ``unmap``."""
+        used: list[str] = []
+        edits: list[Edit] = []
+        order = self.order
+        todo = {order[w] for w in _WORDS.split(cnd) if w in order}
+        todo.update(self._with_delims)
+        heap = sorted(todo)
+        while heap:
+            i = heapq.heappop(heap)
+            li = self.lists[i]
+            if li.has_delim and li.name not in cnd:
+                continue
             cnd, hit = resolve_list(cnd, li.name, li.items, edits)
             if hit:
                 used.append(li.name)
-                words |= li.words
-    return cnd, used, edits
+                for w in li.words:
+                    j = order.get(w)
+                    if j is not None and j > i and j not in todo:
+                        todo.add(j)
+                        heapq.heappush(heap, j)
+        return cnd, used, edits
+
+
+def resolve_lists(cnd: str, lists: Iterable[ListSub]) -> tuple[str, list[str], list[Edit]]:
+    """Substitute every list (in the order given): see ``ListTable.resolve``."""
+    return ListTable(lists).resolve(cnd)
 
 
 def unmap(idx: int, edits: list[Edit]) -> int:
