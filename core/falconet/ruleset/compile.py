@@ -16,7 +16,7 @@ from typing import Any
 
 from falconet.condition import ast as A
 from falconet.ruleset import context as C
-from falconet.ruleset.collector import Collector, CondPiece, MacroInfo, RuleInfo
+from falconet.ruleset.collector import Collector, CondPiece, RuleInfo
 from falconet.ruleset.condition_checks import (
     DEPRECATED_FIELDS,
     deprecated_fields_in_output,
@@ -217,8 +217,7 @@ class Compiler:
         # resolved in place, in order: a macro sees the current state of the visible ones
         asts = {name: p.ast for name, p in parsed.items()}
         for name, p in parsed.items():
-            info: MacroInfo = col.macros[name]
-            visibility = info.visibility
+            visibility = col.macros[name].visibility
 
             def lookup(ref: str, visibility: int = visibility) -> A.Expr | None:
                 ref_info = col.macros.get(ref)

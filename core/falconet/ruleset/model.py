@@ -55,7 +55,7 @@ class CompiledList:
 class CompiledMacro:
     name: str
     condition: str  # as written (after append/override)
-    ast: Expr | None  # parsed and list-substituted, macros not yet resolved
+    ast: Expr | None  # parsed, list-substituted, macros resolved (upstream falco_macro.condition)
     used: bool = False
     macros: list[str] = field(default_factory=list)
     lists: list[str] = field(default_factory=list)

@@ -30,6 +30,8 @@ from falconet.ruleset.yaml_source import (
     MappingNode,
     Node,
     ScalarAnchor,
+    ScalarNode,
+    SequenceNode,
     as_text,
     decode_bool,
     decode_uint32,
@@ -156,8 +158,8 @@ class ItemReader:
         val = get(item, "override")
         out_append: set[str] = set()
         out_replace: set[str] = set()
-        if val is None or not is_map(val):
-            if is_seq(val) and val.value:
+        if val is None or not isinstance(val, MappingNode):
+            if isinstance(val, SequenceNode) and val.value:
                 raise LoadError(ErrorCode.LOAD_ERR_VALIDATE, "invalid node; this may result from "
                                 "using a map iterator as a sequence iterator, or vice-versa",
                                 Ctx.root(ctx.name))
@@ -302,7 +304,7 @@ class ItemReader:
 
     def _cond_piece(self, item: MappingNode, key: str, ctx: Ctx, item_type: str) -> CondPiece:
         node = get(item, key)
-        assert node is not None
+        assert isinstance(node, ScalarNode)
         return CondPiece(0, ctx.at(node, item_type, ""), ScalarAnchor.of(node, self.content))
 
     def _macro(self, item: MappingNode, parent: Ctx) -> None:
