@@ -447,7 +447,7 @@ class _Slot:
 class _Codegen:
     """Emits one function for a list of plans. See the module docstring for the naming rules."""
 
-    def __init__(self, plans: Sequence[Plan]) -> None:
+    def __init__(self, plans: Sequence[Plan], seed_key: str | None = None) -> None:
         self.plans = plans
         self.ns: dict[str, Any] = {
             "__builtins__": {},
@@ -467,8 +467,10 @@ class _Codegen:
                     if leaf.rhs is not None:
                         self.register(leaf.rhs)
         for key, slot in self.slots.items():
-            if slot.uses > 1 and slot.op.kind != "const":
+            if (slot.uses > 1 or key == seed_key) and slot.op.kind != "const":
                 self.cached[key] = len(self.cached)
+        #: cache index of the field whose value the caller passes in (see build_matcher)
+        self.seed = self.cached.get(seed_key) if seed_key is not None else None
         self.deep = any(_plan_depth(p) > _MAX_BOOL_DEPTH for p in plans)
 
     def name(self, obj: Any, prefix: str) -> str:
@@ -559,11 +561,17 @@ class _Codegen:
         return "(" + joiner.join(self.expr(c, depth + 1) for c in plan.children) + ")"
 
     def source(self, mode: str) -> str:
-        lines = ["def _m(e):"]
+        lines = ["def _m(e, _sd=_U):"]
         if self.deep:
             lines.append(f"    _c = [_U] * {len(self.cached)}")
+            if self.seed is not None:
+                lines.append(f"    _c[{self.seed}] = _sd")
         elif self.cached:
-            lines.append("    " + " = ".join(f"_v{i}" for i in range(len(self.cached))) + " = _U")
+            names = [f"_v{i}" for i in range(len(self.cached)) if i != self.seed]
+            if names:
+                lines.append("    " + " = ".join(names) + " = _U")
+            if self.seed is not None:
+                lines.append(f"    _v{self.seed} = _sd")
         if mode == "predicate":
             lines.append(f"    return True if {self.expr(self.plans[0], 0)} else False")
         elif mode == "first":
@@ -610,8 +618,8 @@ def _op_depth(op: Operand) -> int:
     return 1 + max((_op_depth(a) for a in op.args), default=0) if op.kind == "apply" else 1
 
 
-def _generate(plans: Sequence[Plan], mode: str) -> Callable[[Any], Any]:
-    gen = _Codegen(plans)
+def _generate(plans: Sequence[Plan], mode: str, seed_key: str | None = None) -> Callable[..., Any]:
+    gen = _Codegen(plans, seed_key)
     src = gen.source(mode)
     code = compile(src, "<falconet-condition>", "exec")
     exec(code, gen.ns)  # the namespace holds only generated names bound to prebuilt objects
@@ -621,11 +629,17 @@ def _generate(plans: Sequence[Plan], mode: str) -> Callable[[Any], Any]:
 
 
 def build_matcher(
-    conditions: Sequence[CheckedCondition], *, first_match: bool
-) -> Callable[[Any], list[int]]:
+    conditions: Sequence[CheckedCondition], *, first_match: bool, seed: FieldSpec | None = None
+) -> Callable[..., list[int]]:
     """One generated function evaluating ``conditions`` in order on an event: the indices of
-    those that matched (with ``first_match``, at most the first one)."""
-    return _generate([c.plan for c in conditions], "first" if first_match else "all")
+    those that matched (with ``first_match``, at most the first one).
+
+    With ``seed`` (a field without argument), the function takes that field's value as a second
+    argument, ``matcher(event, value)``, and does not extract it again: the ruleset has already
+    read it to choose the bucket."""
+    seed_key = f"{seed.name}@{id(seed):x}" if seed is not None else None
+    mode = "first" if first_match else "all"
+    return _generate([c.plan for c in conditions], mode, seed_key)
 
 
 def compile_predicate(condition: CheckedCondition) -> Callable[[Any], bool]:

@@ -19,10 +19,10 @@ from typing import Any
 
 from falconet.condition.compiler import build_matcher
 from falconet.condition.evttypes import pinned_values
-from falconet.fields import FieldRegistry, FieldType
+from falconet.fields import FieldRegistry, FieldSpec, FieldType
 from falconet.ruleset.model import CompiledRule, Priority
 
-Matcher = Callable[[Any], list[int]]
+Matcher = Callable[..., list[int]]
 
 
 def matches_wildcard(pattern: str, text: str) -> bool:
@@ -167,16 +167,18 @@ class Ruleset:
         else:
             index_field, pins = self._best_index_field(source, rules)
         key_extract = None
+        seed = None
         if index_field is not None:
             found = self.registry.table(source).lookup(index_field)
             if found is not None:
-                key_extract = found[0].extractor(None)
+                seed = found[0]
+                key_extract = seed.extractor(None)
         keys = {k for p in pins if p is not None for k in p}
         buckets = {}
         for key in keys:
             members = [r for r, p in zip(rules, pins, strict=True) if p is None or key in p]
-            buckets[key] = self._matcher(members)
-        default = self._matcher([r for r, p in zip(rules, pins, strict=True) if p is None])
+            buckets[key] = self._matcher(members, seed)
+        default = self._matcher([r for r, p in zip(rules, pins, strict=True) if p is None], seed)
         return _SourceIndex(rules, key_extract, buckets, default, index_field)
 
     def _best_index_field(
@@ -198,10 +200,13 @@ class Ruleset:
                 best = (pinned, name, pins)
         return best[1], best[2]
 
-    def _matcher(self, rules: list[CompiledRule]) -> tuple[Matcher, list[CompiledRule]]:
+    def _matcher(
+        self, rules: list[CompiledRule], seed: FieldSpec | None
+    ) -> tuple[Matcher, list[CompiledRule]]:
         if not rules:
-            return (lambda _event: []), []
-        return build_matcher([r.checked for r in rules], first_match=self.first_match), rules
+            return (lambda _event, _key=None: []), []
+        conditions = [r.checked for r in rules]
+        return build_matcher(conditions, first_match=self.first_match, seed=seed), rules
 
     def index_summary(self) -> dict[str, dict[str, Any]]:
         """Per source: the index field, number of buckets and the largest bucket (for -L/debug)."""
@@ -229,10 +234,11 @@ class Ruleset:
             return []
         if idx.key_extract is None:
             matcher, members = idx.default
+            hits = matcher(event)
         else:
             key = idx.key_extract(event)
             matcher, members = idx.buckets.get(key, idx.default)
-        hits = matcher(event)
+            hits = matcher(event, key)
         if not hits:
             return []
         matched = [members[i] for i in hits]
