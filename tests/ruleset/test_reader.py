@@ -45,11 +45,27 @@ def test_items_must_be_maps(registry, text: str) -> None:
 
 def test_yaml_parse_error_has_position(registry) -> None:
     t = load(registry, "- list: a\n  items: [x]\n- a: b: c\n")
-    assert t.errors == [("LOAD_ERR_YAML_PARSE", "error at line 3, column 7: mapping values "
-                                                "are not allowed in this context")]
+    assert t.errors == [("LOAD_ERR_YAML_PARSE",
+                         "yaml-cpp: error at line 3, column 7: illegal map value")]
     assert where(t.error) == [("rules content", "", 1, 1), ("value for", "", 3, 7)]
     assert t.error.snippet == "- a: b: c\n      ^\n"
     assert t.loader.lists == []  # nothing of a file that does not parse is used
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("this : is : not : yaml", "yaml-cpp: error at line 1, column 11: illegal map value"),
+        ("- a: [b\n", "yaml-cpp: error at line 2, column 1: end of sequence flow not found"),
+        ("- a: {b: c\n", "yaml-cpp: error at line 2, column 1: end of map flow not found"),
+        ("- a: b\n - c\n", "yaml-cpp: error at line 2, column 2: end of sequence not found"),
+        ("- a: *nope\n", "yaml-cpp: error at line 1, column 6: found undefined alias"),
+    ],
+)
+def test_yaml_parse_error_messages(registry, text: str, message: str) -> None:
+    t = load(registry, text)
+    assert t.errors == [("LOAD_ERR_YAML_PARSE", message)]
+    assert [loc.item_type for loc in t.error.locations] == ["rules content", "value for"]
 
 
 def test_yaml_error_in_a_later_document_stops_the_whole_file(registry) -> None:

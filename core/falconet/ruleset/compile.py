@@ -74,6 +74,7 @@ class Compiler:
         self._check_by_id: dict[tuple[str, int], tuple[A.Expr, Any]] = {}
         self._resolve_cache: dict[tuple[int, str], Any] = {}
         self._lint_cache: dict[int, tuple[A.Expr, bool, list[str]]] = {}
+        self._list_subs: dict[tuple[str, tuple[str, ...]], ListSub] = {}
 
     # --- positions ----------------------------------------------------------------------------
 
@@ -167,9 +168,15 @@ class Compiler:
     def compile(self, col: Collector, warn: Warn) -> CompileOutput:
         out = CompileOutput()
         self._compile_lists(col, out)
-        list_items = ListTable(ListSub.of(li.name, li.items_compiled)
-                               for li in out.lists.values())
-        lists_key = hash(tuple((li.name, tuple(li.items)) for li in list_items.lists))
+        subs = []
+        for li in out.lists.values():
+            key = (li.name, tuple(li.items_compiled))
+            sub = self._list_subs.get(key)
+            if sub is None:
+                sub = self._list_subs[key] = ListSub.of(li.name, li.items_compiled)
+            subs.append(sub)
+        list_items = ListTable(subs)
+        lists_key = hash(tuple(id(sub) for sub in subs))
         macro_asts = self._compile_macros(col, out, list_items, lists_key)
         for info in col.rules.values():
             if info.unknown_source:

@@ -41,7 +41,21 @@ class YamlSyntaxError(Exception):
 
     @property
     def message(self) -> str:
-        return f"error at line {self.line + 1}, column {self.column + 1}: {self.problem}"
+        """yaml-cpp's ``ParserException`` text, with yaml-cpp's wording for the common problems
+        (scripts and tests match on it) and PyYAML's for the others."""
+        problem = _YAML_CPP_WORDING.get(self.problem, self.problem)
+        return f"yaml-cpp: error at line {self.line + 1}, column {self.column + 1}: {problem}"
+
+
+# PyYAML problem -> yaml-cpp's ErrorMsg for the same situation
+_YAML_CPP_WORDING = {
+    "mapping values are not allowed here": "illegal map value",
+    "mapping values are not allowed in this context": "illegal map value",
+    "did not find expected ',' or ']'": "end of sequence flow not found",
+    "did not find expected ',' or '}'": "end of map flow not found",
+    "did not find expected key": "end of map not found",
+    "did not find expected '-' indicator": "end of sequence not found",
+}
 
 
 def compose_documents(text: str) -> list[Node | None]:
@@ -77,11 +91,16 @@ def is_seq(node: Node | None) -> bool:
 
 
 def get(node: MappingNode, key: str) -> Node | None:
-    """``node[key]``: the value of the first scalar key equal to ``key`` (None if undefined)."""
-    for k, v in node.value:
-        if isinstance(k, ScalarNode) and k.value == key and k.tag != _NULL_TAG:
-            return v
-    return None
+    """``node[key]``: the value of the first scalar key equal to ``key`` (None if undefined).
+    The key index is built once per mapping and kept on the node."""
+    index = node.__dict__.get("_falconet_index")
+    if index is None:
+        index = {}
+        for k, v in node.value:
+            if isinstance(k, ScalarNode) and k.tag != _NULL_TAG:
+                index.setdefault(k.value, v)
+        node._falconet_index = index  # type: ignore[attr-defined]
+    return index.get(key)
 
 
 def keys(node: MappingNode) -> list[Node]:
