@@ -114,20 +114,21 @@ def test_plugin_sources(registry, source: str, cond: str, output: str) -> None:
 
 def test_field_of_another_source_is_an_error(registry) -> None:
     t = load(registry, rule_with("ka.verb = GET"))
-    assert t.error.code.value == "LOAD_ERR_COMPILE_CONDITION"
-    assert "ka.verb" in t.error.message
+    assert t.errors == [("LOAD_ERR_COMPILE_CONDITION",
+                         "filter_check called with nonexistent field ka.verb")]
 
 
 def test_disabled_rules_are_compiled(registry) -> None:
     t = load(registry, rule("r", "proc.nonexistent = 1", "  enabled: false\n"))
-    assert t.error.code.value == "LOAD_ERR_COMPILE_CONDITION"
+    assert t.errors == [("LOAD_ERR_COMPILE_CONDITION",
+                         "filter_check called with nonexistent field proc.nonexistent")]
 
 
 @pytest.mark.parametrize(
     ("output", "message"),
     [
         ("bad %proc.nonexistent", "unknown filter"),
-        ("trailing %", "formatting cannot end with a %"),
+        ("trailing %", "invalid formatting syntax: formatting cannot end with a %"),
     ],
 )
 def test_output_errors(registry, output: str, message: str) -> None:
@@ -153,12 +154,23 @@ def test_skip_if_unknown_filter(registry, cond: str, output: str) -> None:
     t = load(registry, text + rule("kept"))
     assert t.ok, t.errors
     assert t.warning_codes() == ["LOAD_UNKNOWN_FILTER"]
+    assert t.result.warnings[0].message.startswith(("filter_check called with nonexistent field",
+                                                     "unknown filter: "))
     assert [r.name for r in t.loader.rules] == ["kept"]
+
+
+def test_skip_if_unknown_filter_on_unknown_event_type(registry) -> None:
+    t = load(registry, rule("r", "evt.type = foo", "  skip-if-unknown-filter: true\n"))
+    assert t.warnings == [("LOAD_UNKNOWN_FILTER", "unknown event type foo")]
+    assert [loc.item_type for loc in t.result.warnings[0].locations] == [
+        "rules content", "rule", "rule condition", "condition expression"]
+    t = load(registry, rule("r", "evt.type = foo"))
+    assert t.errors == [("LOAD_ERR_COMPILE_CONDITION", "unknown event type foo")]
 
 
 def test_skip_if_unknown_filter_does_not_hide_other_errors(registry) -> None:
     t = load(registry, rule("r", "proc.pid = abc", "  skip-if-unknown-filter: true\n"))
-    assert t.error.code.value == "LOAD_ERR_COMPILE_CONDITION"
+    assert t.errors == [("LOAD_ERR_COMPILE_CONDITION", "abc is not a valid number")]
 
 
 def test_container_info_is_deprecated_and_dropped(registry) -> None:
