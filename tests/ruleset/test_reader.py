@@ -332,3 +332,21 @@ def test_empty_exceptions_key_is_allowed(registry) -> None:
     t = load(registry, BASE + "  exceptions:\n")
     assert t.ok, t.errors
     assert t.compiled("r") == "evt.type = open"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("- list: l\n  items: []\n  [a]: b\n",
+         "yaml-cpp: error at line 3, column 3: bad conversion"),
+        ("- rule: r\n  override:\n    [condition]: append\n",
+         "yaml-cpp: error at line 3, column 5: bad conversion"),
+        ("- rule: r\n  override: [condition]\n",
+         "invalid node; this may result from using a map iterator as a sequence iterator, or "
+         "vice-versa"),
+    ],
+)
+def test_non_scalar_keys(registry, text: str, message: str) -> None:
+    t = load(registry, text)
+    assert t.errors == [("LOAD_ERR_VALIDATE", message)]
+    assert where(t.error) == [("rules content", "", 1, 1)]

@@ -194,7 +194,7 @@ class ItemReader:
         if text is None:  # yaml-cpp's TypedBadConversion, reported as a plain exception
             mark = node.start_mark
             raise LoadError(ErrorCode.LOAD_ERR_VALIDATE,
-                            f"error at line {mark.line + 1}, column {mark.column + 1}: "
+                            f"yaml-cpp: error at line {mark.line + 1}, column {mark.column + 1}: "
                             "bad conversion", Ctx.root(ctx.name))
         return text
 
