@@ -5,6 +5,20 @@ Definitions are collected across files (later files redefine, append to or overr
 ones) and every call recompiles everything collected so far, so a rule in file 1 that uses a
 macro defined only in file 2 fails when file 1 is loaded, as in Falco. The first error stops
 the file; ``rules``/``macros``/``lists`` keep the output of the last successful load.
+
+Known differences from Falco 0.44.1, on purpose:
+
+* Condition-expression positions are true file positions (block scalars, appended or replaced
+  conditions, exception text, nodes that came from a macro: at the macro reference), and the
+  caret is placed inside the condition text; upstream adds parser and YAML-mark offsets, which
+  only agrees for a plain one-line condition.
+* YAML is read by PyYAML: what fails to parse, and where, can differ from yaml-cpp; messages
+  keep yaml-cpp's form (and its wording for the common problems).
+* No rules JSON-schema validation: results carry no schema status (as Falco without a schema).
+* ``check_plugin_requirements`` returns every unmet requirement (Falco stops at the first).
+* Where upstream has undefined behaviour or throws out of ``load_rules`` (a replaced exception
+  with fewer comps than fields; ``evt.type`` under a transformer in event-type inference), a
+  load error is reported instead.
 """
 
 from __future__ import annotations
