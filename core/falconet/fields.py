@@ -227,6 +227,18 @@ _NO_RHS = frozenset({
 _NO_TRANSFORMER = _NO_RHS - {"fd.types"}
 
 
+# Deprecated syscall fields that Falco 0.44 still accepts (with LOAD_DEPRECATED_ITEM) although
+# its published field list no longer shows them.
+_DEPRECATED_SYSCALL_FIELDS = (
+    FieldSpec("evt.dir", FieldType.CHARBUF),
+    FieldSpec("evt.latency", FieldType.RELTIME),
+    FieldSpec("evt.latency.s", FieldType.RELTIME),
+    FieldSpec("evt.latency.ns", FieldType.RELTIME),
+    FieldSpec("evt.latency.human", FieldType.CHARBUF),
+    FieldSpec("evt.wait_latency", FieldType.RELTIME),
+)
+
+
 def find_upstream_fields_tsv() -> Path | None:
     """Locate ``shared/upstream/fields/fields.tsv``: ``$FALCONET_FIELDS_TSV``, else a ``shared``
     folder beside the project (or any parent of the working directory)."""
@@ -286,4 +298,8 @@ def schema_registry(path: Path | None = None) -> FieldRegistry:
                     table.add(common)
             if spec.name not in table:
                 table.add(spec)
+    syscall = registry.table("syscall")
+    for spec in _DEPRECATED_SYSCALL_FIELDS:
+        if spec.name not in syscall:
+            syscall.add(spec)
     return registry
