@@ -221,6 +221,7 @@ PRINTED = [
         '(a.b = "mixed \\"" and c.d = "mixed \'")',
     ),
     ("list_first_item_error_swallowed", 'a.b in ("\\q")', "a.b in ()"),
+    ("list_bare_item_ending_in_backspace", "a.b in (a, b\x08)", 'a.b in (a, "b\\b")'),
 ]
 
 ERRORS = [

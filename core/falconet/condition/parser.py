@@ -11,6 +11,14 @@ position of a failed parse and rule authors rely on it.
 Fast path: one plain lark parse. Slow path (only on error, or when the text has enough ``(`` to
 possibly reach the recursion limit): an interactive re-parse that keeps the tokens, so that the
 error can be given upstream's message and position, and upstream's recursion depth replayed.
+
+Deliberate differences from libsinsp:
+
+* positions count characters, not UTF-8 bytes (the same for ASCII text);
+* a NUL byte in a value (``"\\x00"``) is rejected here, after any syntax error, with the message
+  upstream's compiler gives it later;
+* lark's ``cache=True`` is not used: it unpickles a file with a predictable name in the shared
+  temporary directory, which a root daemon must not do; building the tables takes ~0.1 s once.
 """
 
 from __future__ import annotations
@@ -175,7 +183,7 @@ _tls = threading.local()  # the original text while lark reads a copy with "\r" 
 
 def _raw(tok: Token) -> str:
     original = getattr(_tls, "original", None)
-    return str(tok) if original is None else original[tok.start_pos : tok.end_pos]
+    return str(tok) if original is None else original[_start(tok) : _end(tok)]
 
 
 def _unquote(quoted: str, error_idx: int) -> str | _BadToken:
@@ -191,12 +199,21 @@ def _failed_first_item(value: str | _BadToken) -> bool:
     return value.__class__ is _BadToken and value.value is None  # type: ignore[union-attr]
 
 
+# lark types a token's offsets as optional; a lexed token always has them
 def _pos(tok: Token) -> Pos:
-    return Pos(tok.start_pos, tok.line, tok.column)
+    return Pos(_start(tok), tok.line, tok.column)  # type: ignore[arg-type]
 
 
 def _end_pos(tok: Token) -> Pos:
-    return Pos(tok.end_pos, tok.end_line, tok.end_column)
+    return Pos(_end(tok), tok.end_line, tok.end_column)  # type: ignore[arg-type]
+
+
+def _start(tok: Token) -> int:
+    return tok.start_pos  # type: ignore[return-value]
+
+
+def _end(tok: Token) -> int:
+    return tok.end_pos  # type: ignore[return-value]
 
 
 def _text(tok: Token) -> str:
@@ -210,7 +227,7 @@ def _node(item: Expr | tuple[Pos, Expr]) -> Expr:
     return item[1] if item.__class__ is tuple else item  # type: ignore[return-value]
 
 
-def _start(item: Expr | tuple[Pos, Expr]) -> Pos:
+def _first_pos(item: Expr | tuple[Pos, Expr]) -> Pos:
     return item[0] if item.__class__ is tuple else item.pos  # type: ignore[return-value, union-attr]
 
 
@@ -229,23 +246,23 @@ class _Builder:
 
     # -- token callbacks (terminal names), run when the token is shifted --
     def QUOTED(self, tok: Token) -> Token:
-        tok.value = _unquote(_raw(tok), tok.end_pos)
+        tok.value = _unquote(_raw(tok), _end(tok))
         return tok
 
     def FIRST_QUOTED(self, tok: Token) -> Token:
         # upstream swallows the first item's error, then needs ")" right after the quote
-        value = _unquote(_raw(tok), tok.end_pos)
-        tok.value = _BadToken(MSG_RPAREN, tok.end_pos) if _failed_first_item(value) else value
+        value = _unquote(_raw(tok), _end(tok))
+        tok.value = _BadToken(MSG_RPAREN, _end(tok)) if _failed_first_item(value) else value
         return tok
 
     def FIRST_QUOTED_CLOSE(self, tok: Token) -> Token:
-        value = _unquote(_raw(tok), tok.end_pos)
+        value = _unquote(_raw(tok), _end(tok))
         tok.value = _SWALLOWED if _failed_first_item(value) else value
         return tok
 
     def FIELDARG(self, tok: Token) -> Token:
         inner = _raw(tok)[1:-1]
-        tok.value = _unquote(inner, tok.end_pos - 1) if inner[0] in "\"'" else inner
+        tok.value = _unquote(inner, _end(tok) - 1) if inner[0] in "\"'" else inner
         return tok
 
     # -- rule callbacks --
@@ -255,10 +272,10 @@ class _Builder:
         return Or(tuple(_node(x) for x in c), _TOP)
 
     def or_expr(self, c: list) -> Or:
-        return Or(tuple(_node(x) for x in c), _start(c[0]))
+        return Or(tuple(_node(x) for x in c), _first_pos(c[0]))
 
     def and_expr(self, c: list) -> And:
-        return And(tuple(_node(x) for x in c), _start(c[0]))
+        return And(tuple(_node(x) for x in c), _first_pos(c[0]))
 
     def negate(self, c: list) -> Expr | tuple[Pos, Expr]:
         nots, inner = c
@@ -326,7 +343,7 @@ class _Builder:
     def LIST_LITERAL(self, tok: Token) -> Token:
         raw = _raw(tok)
         tok.value = tuple(
-            m.group(m.lastindex) for m in _LIST_ITEM_RE.finditer(raw, 1, len(raw) - 1)
+            m.group(m.lastindex or 0) for m in _LIST_ITEM_RE.finditer(raw, 1, len(raw) - 1)
         )
         return tok
 
@@ -353,12 +370,15 @@ def _negated(first: Token, odd: bool, inner: Expr | tuple[Pos, Expr]) -> Expr | 
     return Not(node, _pos(first)) if odd else (_pos(first), node)
 
 
-def _operand(right: Token | Expr) -> Value | ListValue | Expr:
-    if right.__class__ is Token:
-        if right.type == "LIST_LITERAL":  # type: ignore[union-attr]
-            return ListValue(right.value, _pos(right))  # type: ignore[arg-type, union-attr]
-        return Value(_text(right), _pos(right))  # type: ignore[arg-type]
-    return right  # type: ignore[return-value]
+def _operand(
+    right: Token | Field | Transformer | ListValue,
+) -> Value | ListValue | Field | Transformer:
+    """A check's right-hand side: a literal token becomes a Value (or a ListValue)."""
+    if isinstance(right, Token):
+        if right.type == "LIST_LITERAL":
+            return ListValue(right.value, _pos(right))
+        return Value(_text(right), _pos(right))
+    return right
 
 
 _LIST_ITEM_RE = re.compile(r""""([^"]*)"|'([^']*)'|([^()"' \t\n\x0b\x0c\r=,\x08]+)""")
@@ -399,7 +419,7 @@ def _parse_condition(text: str) -> Expr:
     try:
         if text.count("(") <= _SAFE_PARENS:
             try:
-                return _lark().parse(lark_text, start="start")
+                return _lark().parse(lark_text, start="start")  # type: ignore[return-value]
             except (UnexpectedInput, _Retry):
                 pass
         run = _Run(text, lark_text, "start")
@@ -417,7 +437,7 @@ def _parse_format_token(text: str, start: int) -> tuple[Field | Transformer, int
     try:
         run = _Run(sub, lark_sub, "fot")
         node = run.outcome(FORMAT_MAX_DEPTH, _DepthReplay.FORMAT)
-        return node, start + run.tokens[-1].end_pos  # type: ignore[return-value]
+        return node, start + _end(run.tokens[-1])  # type: ignore[return-value]
     finally:
         _tls.original = None
 
@@ -466,7 +486,7 @@ class _Run:
         except UnexpectedToken as exc:
             if self.tokens and exc.token is self.tokens[-1]:
                 self.tokens.pop()  # lexed, but refused by the parser
-            self._stop(len(text) if exc.token.type == "$END" else exc.token.start_pos)
+            self._stop(len(text) if exc.token.type == "$END" else _start(exc.token))
         except UnexpectedCharacters as exc:
             self._stop(exc.pos_in_stream)
 
@@ -495,7 +515,7 @@ class _Run:
         accepts = self.ip.accepts() if self.start == "fot" and self.tokens else set()
         if "$END" in accepts:
             touching = at is not None and self.text.startswith("[", at)
-            if not (touching and self.tokens[-1].end_pos == at and "FIELDARG" in accepts):
+            if not (touching and _end(self.tokens[-1]) == at and "FIELDARG" in accepts):
                 self.result = self.ip.feed_eof()
                 return
         self.failed_at = len(self.text) if at is None else at
@@ -544,7 +564,7 @@ def _syntax_error(
         return ConditionSyntaxError(message, _pos_at(text, idx))
 
     prev = tokens[-1] if tokens else None
-    touching = prev is not None and prev.end_pos == at and text.startswith("[", at)
+    touching = prev is not None and _end(prev) == at and text.startswith("[", at)
     if touching and "FIELDARG" in accepts:  # "[" right after a field: a bad argument
         return _field_arg_error(text, at)
     if "_OR_B" in accepts:  # after a complete check: "and"/"or", ")" or the end
@@ -682,7 +702,7 @@ class _DepthReplay:
     def run(self) -> None:
         tokens = self.tokens
         first = tokens[0] if tokens else None
-        first_at = first.start_pos if first else self.end
+        first_at = _start(first) if first else self.end
         if self.mode == self.FORMAT:
             self.enter(1, 0)
             self.stack.append(["fot", 1, False])
@@ -693,10 +713,10 @@ class _DepthReplay:
             self.operand(1, first_at, first.type if first else None)
         for i, tok in enumerate(tokens):
             nxt = tokens[i + 1] if i + 1 < len(tokens) else None
-            at = nxt.start_pos if nxt else self.end
+            at = _start(nxt) if nxt else self.end
             if self.stack:
                 self.step(tok, at, nxt.type if nxt else None)
-            self.prev_end = tok.end_pos
+            self.prev_end = _end(tok)
 
     def enter(self, depth: int, idx: int) -> None:
         if depth >= self.limit:
@@ -735,7 +755,7 @@ class _DepthReplay:
         getattr(self, "step_" + frame[0])(frame, tok, at, nxt)
 
     def step_expr(self, frame: list, tok: Token, at: int, nxt: str | None) -> None:
-        e, typ, end = frame[1], tok.type, tok.end_pos
+        e, typ, end = frame[1], tok.type, _end(tok)
         if typ == "NOTS":
             self.enter(e + 3, end)  # parse_check, right after the "not " run
         elif typ in _EMBEDDED:
@@ -757,7 +777,7 @@ class _DepthReplay:
             self.open_transformer(e + 4, at)
 
     def step_check(self, frame: list, tok: Token, at: int, nxt: str | None) -> None:
-        c, typ, end = frame[1], tok.type, tok.end_pos
+        c, typ, end = frame[1], tok.type, _end(tok)
         if typ == "FIELDARG":
             return
         if not frame[2]:  # the operator
@@ -781,8 +801,8 @@ class _DepthReplay:
             self.stack.append(["list", c + 2, False])
             self.first_item(c + 3, at, nxt == "_RPAR")
         elif typ == "LIST_LITERAL":
-            first = _BLANKS_RE.match(tok, 1).end()
-            self.first_item(c + 3, tok.start_pos + first, tok[first] == ")")
+            first = _BLANKS_RE.match(tok, 1).end()  # type: ignore[union-attr]  # "*" always matches
+            self.first_item(c + 3, _start(tok) + first, tok[first] == ")")
             self.stack.pop()
         elif typ == "VAL_OPEN":
             self.stack.append(["val", c + 3, False])
@@ -793,24 +813,24 @@ class _DepthReplay:
 
     def step_list(self, frame: list, tok: Token, at: int, nxt: str | None) -> None:
         if tok.type == "COMMA":
-            self.enter(frame[1] + 1, tok.end_pos)
+            self.enter(frame[1] + 1, _end(tok))
         elif tok.type == "_RPAR":
             self.done()
 
     def step_val(self, frame: list, tok: Token, at: int, nxt: str | None) -> None:
         if tok.type == "FIELDNAME":
-            self.enter(frame[1] + 1, tok.end_pos)
+            self.enter(frame[1] + 1, _end(tok))
         elif tok.type == "_RPAR":
             self.done()
 
     def step_tr(self, frame: list, tok: Token, at: int, nxt: str | None) -> None:
         r, typ = frame[1], tok.type
         if typ == "COMMA":
-            self.enter(r + 1, tok.end_pos)
+            self.enter(r + 1, _end(tok))
         elif typ == "FIELDNAME":
-            self.enter(r + 2, tok.end_pos)
+            self.enter(r + 2, _end(tok))
         elif typ == "TRANSFORMER_OPEN":  # nested: entered before the blanks are skipped
-            self.enter(r + 2, tok.end_pos)
+            self.enter(r + 2, _end(tok))
             self.stack.append(["tr", r + 2, False])
             self.enter(r + 3, at)
         elif typ == "TLIST_LPAR":
@@ -821,7 +841,7 @@ class _DepthReplay:
     def step_tlist(self, frame: list, tok: Token, at: int, nxt: str | None) -> None:
         a, typ = frame[1], tok.type
         if typ == "FIELDNAME":
-            self.enter(a + 1, tok.end_pos)
+            self.enter(a + 1, _end(tok))
         elif typ == "TRANSFORMER_OPEN":
             self.open_transformer(a + 1, at)
         elif typ == "_RPAR":
@@ -829,6 +849,6 @@ class _DepthReplay:
 
     def step_fot(self, frame: list, tok: Token, at: int, nxt: str | None) -> None:
         if tok.type == "FIELDNAME":
-            self.enter(2, tok.end_pos)
+            self.enter(2, _end(tok))
         elif tok.type == "TRANSFORMER_OPEN":
             self.open_transformer(2, at)
