@@ -428,10 +428,23 @@ def _parse_condition(text: str) -> Expr:
         _tls.original = None
 
 
+# A plain field token, the common case in outputs; anything else goes through the parser.
+_FORMAT_FIELD_RE = re.compile(
+    r"""[a-zA-Z][a-zA-Z0-9_]*(?:\.[a-zA-Z][a-zA-Z0-9_]*)+"""
+    r"""(?:\[(?:"([^"\\\x00]*)"|'([^'\\\x00]*)'|([^\[\]"' \t\n\x0b\x0c\r\x00]+))\])?"""
+)
+
+
 def _parse_format_token(text: str, start: int) -> tuple[Field | Transformer, int]:
     sub = text[start:]
     if not sub or not ("a" <= sub[0] <= "z" or "A" <= sub[0] <= "Z"):
         raise ConditionSyntaxError(MSG_FORMAT_START, Pos())  # no blank may come first
+    field = _FORMAT_FIELD_RE.match(sub)
+    if field is not None and (field.lastindex or not sub.startswith("[", field.end())):
+        name_end = sub.find("[", 0, field.end())
+        name = sub[: field.end()] if name_end < 0 else sub[:name_end]
+        arg = None if field.lastindex is None else field.group(field.lastindex)
+        return Field(name, arg, Pos()), start + field.end()
     _reject_nul(sub)
     lark_sub = _enter(sub)
     try:
