@@ -572,7 +572,7 @@ def test_unescape_errors(body: str, quote: str, message: str) -> None:
         ("proc.name [2]", 0, "proc.name", 9),
         ("tolower(proc.name)!", 0, "tolower(proc.name)", 18),
         ('getopt(proc.args, "nt:")[t] rest', 0, "getopt(proc.args,nt:)[t]", 27),
-        ('x.y["a\\x41"] z', 0, "x.y[aA]", 11),
+        ('x.y["a\\x41"] z', 0, "x.y[aA]", 12),
         ("x.y[1][2]", 0, "x.y[1]", 6),
     ],
 )
