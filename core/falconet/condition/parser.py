@@ -41,6 +41,7 @@ from falconet.condition.ast import (
     Identifier,
     ListValue,
     Not,
+    Operand,
     Or,
     Pos,
     Transformer,
@@ -201,11 +202,11 @@ def _failed_first_item(value: str | _BadToken) -> bool:
 
 # lark types a token's offsets as optional; a lexed token always has them
 def _pos(tok: Token) -> Pos:
-    return Pos(_start(tok), tok.line, tok.column)  # type: ignore[arg-type]
+    return Pos(tok.start_pos, tok.line, tok.column)  # type: ignore[arg-type]
 
 
 def _end_pos(tok: Token) -> Pos:
-    return Pos(_end(tok), tok.end_line, tok.end_column)  # type: ignore[arg-type]
+    return Pos(tok.end_pos, tok.end_line, tok.end_column)  # type: ignore[arg-type]
 
 
 def _start(tok: Token) -> int:
@@ -231,7 +232,7 @@ def _first_pos(item: Expr | tuple[Pos, Expr]) -> Pos:
     return item[0] if item.__class__ is tuple else item.pos  # type: ignore[return-value, union-attr]
 
 
-def _moved(node, pos: Pos):  # type: ignore[no-untyped-def]
+def _moved(node: Operand, pos: Pos) -> Operand:
     """``node`` placed at ``pos``, as upstream positions transformer arguments (see builder)."""
     if node.pos == pos:
         return node
@@ -317,7 +318,7 @@ class _Builder:
         if last.__class__ is Token and last.type == "FIELDARG":
             arg = _text(last)
             c = c[:-1]
-        values = []
+        values: list[Operand] = []
         at = None  # upstream places an argument after a comma right after the comma
         for item in c[1:]:
             if item.__class__ is Token:
