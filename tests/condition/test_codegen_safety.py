@@ -27,7 +27,7 @@ except FileNotFoundError:  # pragma: no cover
 SYSCALL = REG.table("syscall")
 
 # Every name generated code may use: generated identifiers and the fixed helper table.
-_ALLOWED_NAME = re.compile(r"^(e|_m|_U|_lw|_cs|_c|_r|_t|_s|_[xfkvh][0-9]+)$")
+_ALLOWED_NAME = re.compile(r"^(e|_m|_U|_lw|_cs|_c|_r|_t|_s|_sd|_[xfkvh][0-9]+)$")
 
 HOSTILE = [
     "__import__('os').system('touch /tmp/pwned')",
@@ -66,7 +66,7 @@ def assert_only_generated_names(src: str) -> None:
         elif isinstance(node, pyast.FunctionDef):
             assert _ALLOWED_NAME.match(node.name), node.name
         elif isinstance(node, pyast.arg):
-            assert node.arg in ("e", "_c"), node.arg
+            assert node.arg in ("e", "_c", "_sd"), node.arg
         elif isinstance(node, pyast.Constant):
             assert node.value is None or isinstance(node.value, bool | int), node.value
         elif isinstance(node, pyast.Attribute):

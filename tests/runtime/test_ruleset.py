@@ -205,3 +205,23 @@ def test_plugin_buckets_give_the_same_verdicts_as_evaluating_everything(
 def test_events_of_a_source_without_rules_match_nothing(registry) -> None:
     rs = make_ruleset(registry, THREE_RULES)
     assert rs.evaluate(SchemaEvent("aws_cloudtrail", {"ct.name": "x"})) == []
+
+
+def test_bucket_whose_rules_never_read_the_index_field(registry) -> None:
+    rs = make_ruleset(registry, """
+- rule: create pod
+  desc: d
+  condition: ka.verb = create and ka.target.resource = pods
+  output: o
+  priority: INFO
+  source: k8s_audit
+- rule: only user
+  desc: d
+  condition: ka.user.name = bob
+  output: o
+  priority: INFO
+  source: k8s_audit
+""", first_match=False)
+    assert rs.index_summary()["k8s_audit"]["index_field"] == "ka.verb"
+    ev = SchemaEvent("k8s_audit", {"ka.verb": "watch", "ka.user.name": "bob"})
+    assert names(rs.evaluate(ev)) == ["only user"]

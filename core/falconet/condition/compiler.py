@@ -471,6 +471,7 @@ class _Codegen:
                 self.cached[key] = len(self.cached)
         #: cache index of the field whose value the caller passes in (see build_matcher)
         self.seed = self.cached.get(seed_key) if seed_key is not None else None
+        self.seeded = seed_key is not None  # the signature takes _sd even if no rule reads it
         self.deep = any(_plan_depth(p) > _MAX_BOOL_DEPTH for p in plans)
 
     def name(self, obj: Any, prefix: str) -> str:
@@ -561,7 +562,7 @@ class _Codegen:
         return "(" + joiner.join(self.expr(c, depth + 1) for c in plan.children) + ")"
 
     def source(self, mode: str) -> str:
-        lines = ["def _m(e, _sd=_U):"]
+        lines = ["def _m(e, _sd):" if self.seeded else "def _m(e):"]
         if self.deep:
             lines.append(f"    _c = [_U] * {len(self.cached)}")
             if self.seed is not None:
