@@ -188,28 +188,18 @@ def json_text(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-# The last event seen and its document (see falconet_k8s_audit._base: the rules of one event
-# read several json fields in a row). One tuple, read and replaced whole.
-_last: tuple[Any, Any] = (None, _MISSING)
-
-
 def json_document(event: Any) -> Any:
     """The decoded payload, or ``_MISSING`` when upstream's json plugin would refuse the event
     (raw payload not starting with ``{``/``[``, or not valid JSON)."""
-    global _last
-    last = _last
-    if last[0] is event:
-        return last[1]
     raw = event.raw
-    doc: Any = _MISSING
-    if raw is None or (raw and raw[0] in _JSON_OPEN):
-        try:
-            doc = event.payload
-        except ValueError:  # orjson.JSONDecodeError
-            doc = _MISSING
-        if raw is None and type(doc) is not dict and type(doc) is not list:
-            doc = _MISSING
-    _last = (event, doc)
+    if raw is not None and not (raw and raw[0] in _JSON_OPEN):
+        return _MISSING
+    try:
+        doc = event.payload
+    except ValueError:  # orjson.JSONDecodeError
+        return _MISSING
+    if raw is None and type(doc) is not dict and type(doc) is not list:
+        return _MISSING
     return doc
 
 
@@ -244,8 +234,7 @@ def _make_json_value(arg: str | None) -> Extractor:
     steps = parse_json_pointer(arg)
 
     def extract(event: Any) -> str | None:
-        last = _last
-        value = last[1] if last[0] is event else json_document(event)
+        value = json_document(event)
         if value is _MISSING:
             return None
         for key, index in steps:

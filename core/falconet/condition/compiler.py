@@ -429,6 +429,9 @@ def compile_operand(
 
 _UNSET = object()  # "not extracted yet"; never a field value
 _MAX_BOOL_DEPTH = 32  # boolean nesting per generated function (Python's parser allows ~200 parens)
+#: ``build_matcher``'s ``seed_value`` when the bucket's key is not known (the default bucket).
+UNKNOWN_VALUE: Any = _UNSET
+_MAX_IF_NESTING = 24  # nested ifs for shared rule prefixes (Python allows 100 indent levels)
 _MAX_INLINE_OPERAND = 8  # deeper transformer chains are called as one composed extractor
 
 
@@ -455,7 +458,7 @@ class _Codegen:
             "_lw": ascii_lower,
             "_cs": _cache_set,
         }
-        self.names: dict[int, str] = {}
+        self.names: dict[Any, str] = {}
         self.slots: dict[str, _Slot] = {}
         self.cached: dict[str, int] = {}  # slot key -> cache index (multi-use slots)
         self.helpers: list[tuple[str, Bool]] = []
@@ -475,11 +478,16 @@ class _Codegen:
         self.deep = any(_plan_depth(p) > _MAX_BOOL_DEPTH for p in plans)
 
     def name(self, obj: Any, prefix: str) -> str:
-        """A generated identifier bound to ``obj`` in the function's namespace."""
-        found = self.names.get(id(obj))
+        """A generated identifier bound to ``obj`` in the function's namespace. Equal hashable
+        constants share one name, so equal checks in different rules print identically (which
+        lets ``source`` merge their common prefixes)."""
+        ident: Any = id(obj)
+        if prefix == "_k" and _hashable(obj):
+            ident = (type(obj), obj)
+        found = self.names.get(ident)
         if found is None:
             found = f"{prefix}{len(self.names)}"
-            self.names[id(obj)] = found
+            self.names[ident] = found
             self.ns[found] = obj
         return found
 
@@ -550,8 +558,10 @@ class _Codegen:
     def expr(self, plan: Plan, depth: int) -> str:
         if isinstance(plan, Leaf):
             return self.leaf(plan)
-        if plan.kind == "true":
+        if plan.kind == "true" or (plan.kind == "and" and not plan.children):
             return "True"
+        if plan.kind == "or" and not plan.children:
+            return "False"
         if depth >= _MAX_BOOL_DEPTH:
             helper = f"_h{len(self.helpers)}"
             self.helpers.append((helper, plan))
@@ -562,6 +572,8 @@ class _Codegen:
         return "(" + joiner.join(self.expr(c, depth + 1) for c in plan.children) + ")"
 
     def source(self, mode: str) -> str:
+        body: list[str] = []
+        self._emit_body(body, mode)
         lines = ["def _m(e, _sd):" if self.seeded else "def _m(e):"]
         if self.deep:
             lines.append(f"    _c = [_U] * {len(self.cached)}")
@@ -573,24 +585,72 @@ class _Codegen:
                 lines.append("    " + " = ".join(names) + " = _U")
             if self.seed is not None:
                 lines.append(f"    _v{self.seed} = _sd")
-        if mode == "predicate":
-            lines.append(f"    return True if {self.expr(self.plans[0], 0)} else False")
-        elif mode == "first":
-            for i, plan in enumerate(self.plans):
-                lines += [f"    if {self.expr(plan, 0)}:", f"        return [{i}]"]
-            lines.append("    return []")
-        else:
-            lines.append("    _r = []")
-            for i, plan in enumerate(self.plans):
-                lines += [f"    if {self.expr(plan, 0)}:", f"        _r.append({i})"]
-            lines.append("    return _r")
+        lines += body
         done = 0
         while done < len(self.helpers):  # helpers may add helpers
             helper, plan = self.helpers[done]
             done += 1
-            body = self.expr(plan, 1)
-            lines += ["", f"def {helper}(e, _c):", f"    return {body}"]
+            test = self.expr(plan, 1)
+            lines += ["", f"def {helper}(e, _c):", f"    return {test}"]
         return "\n".join(lines) + "\n"
+
+
+    def _emit_body(self, lines: list[str], mode: str) -> None:
+        """The rule tests, after the locals' initialisation."""
+        if mode == "predicate":
+            lines.append(f"    return True if {self.expr(self.plans[0], 0)} else False")
+        elif mode == "first":
+            self._emit_rules(lines, "return [{}]")
+            lines.append("    return []")
+        else:
+            lines.append("    _r = []")
+            self._emit_rules(lines, "_r.append({})")
+            lines.append("    return _r")
+
+    def _conjuncts(self, plan: Plan) -> list[str]:
+        """The top-level ``and`` terms of a plan as code (one term for anything else)."""
+        if isinstance(plan, Bool) and plan.kind in ("and", "true"):
+            return [self.expr(c, 1) for c in plan.children]
+        return [self.expr(plan, 0)]
+
+    def _emit_rules(self, lines: list[str], action: str) -> None:
+        """One ``if`` per rule, with the leading terms that consecutive rules share tested once
+        (nested ``if``s keep rule order). Rules whose plan is constant false are left out."""
+        items = [
+            (i, self._conjuncts(plan))
+            for i, plan in enumerate(self.plans)
+            if not (isinstance(plan, Bool) and plan.kind == "or" and not plan.children)
+        ]
+        self._emit_group(lines, items, action, 1)
+
+    def _emit_group(
+        self, lines: list[str], items: list[tuple[int, list[str]]], action: str, depth: int
+    ) -> None:
+        pad = "    " * depth
+        i = 0
+        while i < len(items):
+            index, terms = items[i]
+            j = i + 1
+            if terms and depth < _MAX_IF_NESTING:
+                while j < len(items) and items[j][1][:1] == terms[:1]:
+                    j += 1
+            if not terms:
+                lines.append(pad + action.format(index))
+            elif j - i == 1:
+                lines += [f"{pad}if {' and '.join(terms)}:", pad + "    " + action.format(index)]
+            else:
+                lines.append(f"{pad}if {terms[0]}:")
+                rest = [(k, t[1:]) for k, t in items[i:j]]
+                self._emit_group(lines, rest, action, depth + 1)
+            i = j
+
+
+def _hashable(obj: Any) -> bool:
+    try:
+        hash(obj)
+    except TypeError:
+        return False
+    return True
 
 
 def _leaves(plan: Plan) -> list[Leaf]:
@@ -619,7 +679,9 @@ def _op_depth(op: Operand) -> int:
     return 1 + max((_op_depth(a) for a in op.args), default=0) if op.kind == "apply" else 1
 
 
-def _generate(plans: Sequence[Plan], mode: str, seed_key: str | None = None) -> Callable[..., Any]:
+def _generate(
+    plans: Sequence[Plan], mode: str, seed_key: str | None = None
+) -> Callable[..., Any]:
     gen = _Codegen(plans, seed_key)
     src = gen.source(mode)
     code = compile(src, "<falconet-condition>", "exec")
@@ -630,17 +692,27 @@ def _generate(plans: Sequence[Plan], mode: str, seed_key: str | None = None) -> 
 
 
 def build_matcher(
-    conditions: Sequence[CheckedCondition], *, first_match: bool, seed: FieldSpec | None = None
+    conditions: Sequence[CheckedCondition],
+    *,
+    first_match: bool,
+    seed: FieldSpec | None = None,
+    seed_value: Any = UNKNOWN_VALUE,
 ) -> Callable[..., list[int]]:
     """One generated function evaluating ``conditions`` in order on an event: the indices of
     those that matched (with ``first_match``, at most the first one).
 
     With ``seed`` (a field without argument), the function takes that field's value as a second
     argument, ``matcher(event, value)``, and does not extract it again: the ruleset has already
-    read it to choose the bucket."""
+    read it to choose the bucket. With ``seed_value`` too (the value every event reaching this
+    matcher has), checks of that field against constants are decided at build time."""
     seed_key = f"{seed.name}@{id(seed):x}" if seed is not None else None
     mode = "first" if first_match else "all"
-    return _generate([c.plan for c in conditions], mode, seed_key)
+    plans = [c.plan for c in conditions]
+    if seed_key is not None and seed_value is not UNKNOWN_VALUE:
+        from falconet.condition.specialize import specialize
+
+        plans = [specialize(p, seed_key, seed_value) for p in plans]
+    return _generate(plans, mode, seed_key)
 
 
 def compile_predicate(condition: CheckedCondition) -> Callable[[Any], bool]:

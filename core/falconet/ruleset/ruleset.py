@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from falconet.condition.compiler import build_matcher
+from falconet.condition.compiler import UNKNOWN_VALUE, build_matcher
 from falconet.condition.evttypes import pinned_values
 from falconet.fields import FieldRegistry, FieldSpec, FieldType
 from falconet.ruleset.model import CompiledRule, Priority
@@ -177,7 +177,7 @@ class Ruleset:
         buckets = {}
         for key in keys:
             members = [r for r, p in zip(rules, pins, strict=True) if p is None or key in p]
-            buckets[key] = self._matcher(members, seed)
+            buckets[key] = self._matcher(members, seed, key)
         default = self._matcher([r for r, p in zip(rules, pins, strict=True) if p is None], seed)
         return _SourceIndex(rules, key_extract, buckets, default, index_field)
 
@@ -201,12 +201,17 @@ class Ruleset:
         return best[1], best[2]
 
     def _matcher(
-        self, rules: list[CompiledRule], seed: FieldSpec | None
+        self, rules: list[CompiledRule], seed: FieldSpec | None, key: Any = UNKNOWN_VALUE
     ) -> tuple[Matcher, list[CompiledRule]]:
+        """The bucket's generated function; ``key`` (when known) is the index field's value of
+        every event the bucket receives, so checks of it are decided when building."""
         if not rules:
             return (lambda _event, _key=None: []), []
         conditions = [r.checked for r in rules]
-        return build_matcher(conditions, first_match=self.first_match, seed=seed), rules
+        matcher = build_matcher(
+            conditions, first_match=self.first_match, seed=seed, seed_value=key
+        )
+        return matcher, rules
 
     def index_summary(self) -> dict[str, dict[str, Any]]:
         """Per source: the index field, number of buckets and the largest bucket (for -L/debug)."""

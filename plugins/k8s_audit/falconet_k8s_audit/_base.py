@@ -23,28 +23,15 @@ Keys = tuple[str | None, ...]
 _dumps = orjson.dumps
 
 
-# The last event seen and its audit document. The rules of one event read many ka.* fields
-# in a row; remembering the document skips the payload property, the type check and the
-# auditID lookup for all but the first. One tuple, read and replaced whole: safe across threads,
-# and holding the event keeps its identity from being reused.
-_last: tuple[Any, Any] = (None, None)
-
-
 def audit_doc(event: Any) -> dict[str, Any] | None:
     """The decoded event if it is an audit Event (has ``auditID``), else None: upstream answers
-    no ``ka.*`` field for any other JSON."""
-    global _last
-    last = _last
-    if last[0] is event:
-        return last[1]
+    no ``ka.*`` field for any other JSON. (``try`` costs nothing in CPython 3.11 unless a broken
+    payload raises.)"""
     try:
         doc = event.payload
     except ValueError:  # orjson.JSONDecodeError: broken payload, nothing to extract
-        doc = None
-    if type(doc) is not dict or "auditID" not in doc:
-        doc = None
-    _last = (event, doc)
-    return doc
+        return None
+    return doc if type(doc) is dict and "auditID" in doc else None
 
 
 _GO_ESCAPES = (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
@@ -195,8 +182,7 @@ def indexed(
         index = parse_index(name, arg)
 
         def extract(event: Any) -> Any:
-            last = _last
-            doc = last[1] if last[0] is event else audit_doc(event)
+            doc = audit_doc(event)
             return None if doc is None else fn(doc, index)
 
         return extract
@@ -208,8 +194,7 @@ def on_doc(fn: Callable[[dict[str, Any]], Any]) -> Extractor:
     """An extractor computing ``fn(doc)`` on audit documents."""
 
     def extract(event: Any) -> Any:
-        last = _last
-        doc = last[1] if last[0] is event else audit_doc(event)
+        doc = audit_doc(event)
         return None if doc is None else fn(doc)
 
     return extract
@@ -222,9 +207,11 @@ def scalar_at(keys: tuple[str, ...]) -> Extractor:
         (k0,) = keys
 
         def extract1(event: Any) -> str | None:
-            last = _last
-            doc = last[1] if last[0] is event else audit_doc(event)
-            if doc is None:
+            try:  # audit_doc() written out: these run for nearly every rule
+                doc = event.payload
+            except ValueError:
+                return None
+            if type(doc) is not dict or "auditID" not in doc:
                 return None
             v = doc.get(k0, MISSING)
             if type(v) is str:
@@ -238,9 +225,11 @@ def scalar_at(keys: tuple[str, ...]) -> Extractor:
         k0, k1 = keys
 
         def extract2(event: Any) -> str | None:
-            last = _last
-            doc = last[1] if last[0] is event else audit_doc(event)
-            if doc is None:
+            try:  # audit_doc() written out: these run for nearly every rule
+                doc = event.payload
+            except ValueError:
+                return None
+            if type(doc) is not dict or "auditID" not in doc:
                 return None
             v = doc.get(k0)
             if type(v) is not dict:
@@ -255,8 +244,7 @@ def scalar_at(keys: tuple[str, ...]) -> Extractor:
         return extract2
 
     def extract(event: Any) -> str | None:
-        last = _last
-        v: Any = last[1] if last[0] is event else audit_doc(event)
+        v: Any = audit_doc(event)
         if v is None:
             return None
         for key in keys:
@@ -277,8 +265,7 @@ def list_at(keys: tuple[str, ...]) -> Extractor:
     a value that is not an array is an error upstream (absent here)."""
 
     def extract(event: Any) -> tuple[str, ...] | None:
-        last = _last
-        doc = last[1] if last[0] is event else audit_doc(event)
+        doc = audit_doc(event)
         if doc is None:
             return None
         v = get_path(doc, keys)
