@@ -232,6 +232,20 @@ def _make_json_value(arg: str | None) -> Extractor:
 
         return whole
     steps = parse_json_pointer(arg)
+    if len(steps) == 1 and steps[0][1] is None:
+        (key, _), = steps
+
+        def extract_key(event: Any) -> str | None:
+            """One object key (``/stage``): what k8s audit rules read on every event."""
+            value = json_document(event)
+            if type(value) is not dict:
+                return None
+            value = value.get(key, _MISSING)
+            if type(value) is str:
+                return value
+            return None if value is _MISSING else json_text(value)
+
+        return extract_key
 
     def extract(event: Any) -> str | None:
         value = json_document(event)

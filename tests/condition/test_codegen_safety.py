@@ -27,7 +27,7 @@ except FileNotFoundError:  # pragma: no cover
 SYSCALL = REG.table("syscall")
 
 # Every name generated code may use: generated identifiers and the fixed helper table.
-_ALLOWED_NAME = re.compile(r"^(e|_m|_U|_lw|_cs|_c|_r|_t|_s|_sd|_[xfkvh][0-9]+)$")
+_ALLOWED_NAME = re.compile(r"^(e|_m|_U|_lw|_cs|_c|_r|_t|_s|_sd|_[xfkvhp][0-9]+)$")
 
 HOSTILE = [
     "__import__('os').system('touch /tmp/pwned')",

@@ -450,7 +450,10 @@ class _Slot:
 class _Codegen:
     """Emits one function for a list of plans. See the module docstring for the naming rules."""
 
-    def __init__(self, plans: Sequence[Plan], seed_key: str | None = None) -> None:
+    def __init__(
+        self, plans: Sequence[Plan], seed_key: str | None = None,
+        results: Sequence[Any] | None = None,
+    ) -> None:
         self.plans = plans
         self.ns: dict[str, Any] = {
             "__builtins__": {},
@@ -458,6 +461,10 @@ class _Codegen:
             "_lw": ascii_lower,
             "_cs": _cache_set,
         }
+        #: what a match of plan i reports: ``i`` itself, or the generated name of results[i]
+        self.result_names = [str(i) for i in range(len(plans))] if results is None else [
+            self._result_name(i, r) for i, r in enumerate(results)
+        ]
         self.names: dict[Any, str] = {}
         self.slots: dict[str, _Slot] = {}
         self.cached: dict[str, int] = {}  # slot key -> cache index (multi-use slots)
@@ -476,6 +483,11 @@ class _Codegen:
         self.seed = self.cached.get(seed_key) if seed_key is not None else None
         self.seeded = seed_key is not None  # the signature takes _sd even if no rule reads it
         self.deep = any(_plan_depth(p) > _MAX_BOOL_DEPTH for p in plans)
+
+    def _result_name(self, index: int, obj: Any) -> str:
+        name = f"_p{index}"
+        self.ns[name] = obj
+        return name
 
     def name(self, obj: Any, prefix: str) -> str:
         """A generated identifier bound to ``obj`` in the function's namespace. Equal hashable
@@ -635,9 +647,10 @@ class _Codegen:
                 while j < len(items) and items[j][1][:1] == terms[:1]:
                     j += 1
             if not terms:
-                lines.append(pad + action.format(index))
+                lines.append(pad + action.format(self.result_names[index]))
             elif j - i == 1:
-                lines += [f"{pad}if {' and '.join(terms)}:", pad + "    " + action.format(index)]
+                test, act = " and ".join(terms), action.format(self.result_names[index])
+                lines += [f"{pad}if {test}:", f"{pad}    {act}"]
             else:
                 lines.append(f"{pad}if {terms[0]}:")
                 rest = [(k, t[1:]) for k, t in items[i:j]]
@@ -680,9 +693,10 @@ def _op_depth(op: Operand) -> int:
 
 
 def _generate(
-    plans: Sequence[Plan], mode: str, seed_key: str | None = None
+    plans: Sequence[Plan], mode: str, seed_key: str | None = None,
+    results: Sequence[Any] | None = None,
 ) -> Callable[..., Any]:
-    gen = _Codegen(plans, seed_key)
+    gen = _Codegen(plans, seed_key, results)
     src = gen.source(mode)
     code = compile(src, "<falconet-condition>", "exec")
     exec(code, gen.ns)  # the namespace holds only generated names bound to prebuilt objects
@@ -697,9 +711,11 @@ def build_matcher(
     first_match: bool,
     seed: FieldSpec | None = None,
     seed_value: Any = UNKNOWN_VALUE,
-) -> Callable[..., list[int]]:
+    results: Sequence[Any] | None = None,
+) -> Callable[..., list[Any]]:
     """One generated function evaluating ``conditions`` in order on an event: the indices of
-    those that matched (with ``first_match``, at most the first one).
+    those that matched (with ``first_match``, at most the first one), or with ``results`` the
+    matching elements of it (``results[i]`` stands for ``conditions[i]``).
 
     With ``seed`` (a field without argument), the function takes that field's value as a second
     argument, ``matcher(event, value)``, and does not extract it again: the ruleset has already
@@ -712,7 +728,7 @@ def build_matcher(
         from falconet.condition.specialize import specialize
 
         plans = [specialize(p, seed_key, seed_value) for p in plans]
-    return _generate(plans, mode, seed_key)
+    return _generate(plans, mode, seed_key, results)
 
 
 def compile_predicate(condition: CheckedCondition) -> Callable[[Any], bool]:

@@ -22,7 +22,7 @@ from falconet.condition.evttypes import pinned_values
 from falconet.fields import FieldRegistry, FieldSpec, FieldType
 from falconet.ruleset.model import CompiledRule, Priority
 
-Matcher = Callable[..., list[int]]
+Matcher = Callable[..., list[CompiledRule]]
 
 
 def matches_wildcard(pattern: str, text: str) -> bool:
@@ -209,7 +209,7 @@ class Ruleset:
             return (lambda _event, _key=None: []), []
         conditions = [r.checked for r in rules]
         matcher = build_matcher(
-            conditions, first_match=self.first_match, seed=seed, seed_value=key
+            conditions, first_match=self.first_match, seed=seed, seed_value=key, results=rules
         )
         return matcher, rules
 
@@ -238,16 +238,12 @@ class Ruleset:
         if idx is None:
             return []
         if idx.key_extract is None:
-            matcher, members = idx.default
-            hits = matcher(event)
+            hits = idx.default[0](event)
         else:
             key = idx.key_extract(event)
-            matcher, members = idx.buckets.get(key, idx.default)
-            hits = matcher(event, key)
-        if not hits:
-            return []
-        matched = [members[i] for i in hits]
-        counts = self.match_counts
-        for rule in matched:
-            counts[rule.name] = counts.get(rule.name, 0) + 1
-        return matched
+            hits = idx.buckets.get(key, idx.default)[0](event, key)
+        if hits:
+            counts = self.match_counts
+            for rule in hits:
+                counts[rule.name] = counts.get(rule.name, 0) + 1
+        return hits
