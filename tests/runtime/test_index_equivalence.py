@@ -103,6 +103,11 @@ SYSCALL_RULES = """
   condition: proc.name in (bash, sh) and evt.type != close
   output: o
   priority: INFO
+- rule: cat but no connect
+  desc: d
+  condition: proc.name = cat and not evt.type = connect
+  output: o
+  priority: INFO
 """
 
 
@@ -120,4 +125,5 @@ def test_syscall_event_type_buckets_equal_rule_by_rule() -> None:
                 got = [r.name for r in ruleset.evaluate(event)]
                 assert got == reference_verdicts(ruleset, event), fields
                 seen.update(got)
-    assert seen == {"open etc", "not an open", "exec or open by nc", "any type shell"}
+    assert seen == {"open etc", "not an open", "exec or open by nc", "any type shell",
+                    "cat but no connect"}
