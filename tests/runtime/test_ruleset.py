@@ -142,13 +142,6 @@ def test_disabled_rule_in_file_can_be_enabled_by_selection(registry) -> None:
     assert names(rs.evaluate(SchemaEvent("syscall", {"evt.type": "open"}))) == ["quiet"]
 
 
-def test_match_counts_per_rule(registry) -> None:
-    rs = make_ruleset(registry, THREE_RULES, first_match=False)
-    for _ in range(3):
-        rs.evaluate(SchemaEvent("syscall", {"evt.type": "openat", "fd.name": "/tmp/x"}))
-    assert rs.match_counts == {"any open": 3}
-
-
 PLUGIN_RULES = """
 - rule: create pod
   desc: d

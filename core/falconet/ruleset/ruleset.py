@@ -53,13 +53,29 @@ class SelectionError(ValueError):
 
 @dataclass
 class _SourceIndex:
-    """The buckets of one source: key -> matcher over the rules that key can reach."""
+    """The buckets of one source: key -> matcher over the rules that key can reach, and ``run``,
+    the closure that evaluates an event (one per source, so evaluation does no lookups)."""
 
     rules: list[CompiledRule]
-    key_extract: Callable[[Any], Any] | None
     buckets: dict[Any, tuple[Matcher, list[CompiledRule]]]
     default: tuple[Matcher, list[CompiledRule]]
     index_field: str | None
+    run: Callable[[Any], list[CompiledRule]]
+
+
+def _runner(key_extract: Callable[[Any], Any] | None,
+            buckets: dict[Any, tuple[Matcher, list[CompiledRule]]],
+            default: tuple[Matcher, list[CompiledRule]]) -> Callable[[Any], list[CompiledRule]]:
+    if key_extract is None:
+        return default[0]
+    get = {k: m for k, (m, _rules) in buckets.items()}.get
+    fallback = default[0]
+
+    def run(event: Any) -> list[CompiledRule]:
+        key = key_extract(event)
+        return get(key, fallback)(event, key)
+
+    return run
 
 
 @dataclass
@@ -73,8 +89,6 @@ class Ruleset:
     _enabled: dict[str, None] = field(default_factory=dict, init=False)  # ordered set of names
     _by_source: dict[str, _SourceIndex] = field(default_factory=dict, init=False)
     _dirty: bool = field(default=True, init=False)
-    #: Matches per rule name, counted as plain ints (exported at scrape time).
-    match_counts: dict[str, int] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         self._by_name = {r.name: r for r in self.rules}
@@ -179,7 +193,8 @@ class Ruleset:
             members = [r for r, p in zip(rules, pins, strict=True) if p is None or key in p]
             buckets[key] = self._matcher(members, seed, key)
         default = self._matcher([r for r, p in zip(rules, pins, strict=True) if p is None], seed)
-        return _SourceIndex(rules, key_extract, buckets, default, index_field)
+        run = _runner(key_extract, buckets, default)
+        return _SourceIndex(rules, buckets, default, index_field, run)
 
     def _best_index_field(
         self, source: str, rules: list[CompiledRule]
@@ -231,19 +246,10 @@ class Ruleset:
     # --- evaluation -----------------------------------------------------------------------
 
     def evaluate(self, event: Any, source: str | None = None) -> list[CompiledRule]:
-        """The rules that match ``event`` (at most one with ``rule_matching: first``)."""
+        """The rules that match ``event`` (at most one with ``rule_matching: first``), in
+        evaluation order. Counting matches is the caller's business (alerts are rarer than
+        events)."""
         if self._dirty:
             self._build()
         idx = self._by_source.get(source or event.source)
-        if idx is None:
-            return []
-        if idx.key_extract is None:
-            hits = idx.default[0](event)
-        else:
-            key = idx.key_extract(event)
-            hits = idx.buckets.get(key, idx.default)[0](event, key)
-        if hits:
-            counts = self.match_counts
-            for rule in hits:
-                counts[rule.name] = counts.get(rule.name, 0) + 1
-        return hits
+        return [] if idx is None else idx.run(event)
