@@ -22,11 +22,12 @@ import re
 import socket
 import time
 from collections.abc import Callable
+from types import MappingProxyType
 from typing import Any
 
 import orjson
 
-from falconet.fields import ArgKind, Extractor, FieldSpec, FieldTable, FieldType
+from falconet.fields import ArgKind, Extractor, FieldSpec, FieldTable, FieldType, InlinePath
 
 _NS = 1_000_000_000
 _JSON_OPEN = (0x7B, 0x5B)  # payloads must start with "{" or "[" (upstream's sanity check)
@@ -223,6 +224,24 @@ def parse_json_pointer(arg: str) -> tuple[tuple[str, int | None], ...]:
     return tuple(steps)
 
 
+_NOT_OBJECT: Any = MappingProxyType({})
+
+
+def json_object(event: Any) -> Any:
+    """The payload when it is a JSON object, else an empty mapping (``InlinePath.document``)."""
+    doc = json_document(event)
+    return doc if type(doc) is dict else _NOT_OBJECT
+
+
+def _inline_json_value(arg: str | None) -> InlinePath | None:
+    """``json.value[/a/b]`` may be read in place when no step could be an array index (a list
+    anywhere on such a path makes the field absent, as the walk does)."""
+    steps = parse_json_pointer(arg) if arg else ()
+    if not steps or any(index is not None for _key, index in steps):
+        return None
+    return InlinePath(json_object, tuple(key for key, _index in steps))
+
+
 def _make_json_value(arg: str | None) -> Extractor:
     if not arg:
         # An empty pointer is the whole document.
@@ -331,14 +350,14 @@ def json_field_specs() -> list[FieldSpec]:
                   "https://datatracker.ietf.org/doc/html/rfc6901)")
     specs = [
         FieldSpec("json.value", ch, arg=ArgKind.KEY_REQUIRED, description=value_desc,
-                  make_extractor=_make_json_value),
+                  make_extractor=_make_json_value, inline=_inline_json_value),
         FieldSpec("json.obj", ch, description="The full json message as a text string.",
                   make_extractor=_fixed(_json_obj)),
         FieldSpec("json.rawtime", ch, description="The time of the event, identical to "
                   "evt.rawtime.", make_extractor=_fixed(_json_rawtime)),
         FieldSpec("jevt.value", ch, arg=ArgKind.KEY_REQUIRED,
                   description="Alias for json.value, provided for backwards compatibility.",
-                  make_extractor=_make_json_value),
+                  make_extractor=_make_json_value, inline=_inline_json_value),
         FieldSpec("jevt.obj", ch,
                   description="Alias for json.obj, provided for backwards compatibility.",
                   make_extractor=_fixed(_json_obj)),

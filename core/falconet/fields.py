@@ -88,6 +88,21 @@ class ArgKind(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class InlinePath:
+    """A JSON path the condition compiler may read in place, instead of calling the extractor.
+
+    Contract (tests compare it with the extractor): ``document(event)`` returns the mapping the
+    path starts from (an empty one when the field is absent from the whole event) and never
+    raises. Walking ``keys`` through nested dicts, a missing key or a non-dict on the way means
+    the field is absent; a ``str`` at the end is the field's value; any other value at the end is
+    left to the extractor, which renders it.
+    """
+
+    document: Callable[[Any], Any]
+    keys: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class FieldSpec:
     """One field a source can extract."""
 
@@ -103,6 +118,10 @@ class FieldSpec:
     rhs_allowed: bool = True
     #: False for fields that upstream refuses inside transformers.
     transformer_allowed: bool = True
+    #: JSON sources: the path the compiler may read in place for a given argument (or None).
+    inline: Callable[[str | None], InlinePath | None] | None = field(
+        default=None, compare=False, repr=False
+    )
 
     def extractor(self, arg: str | None) -> Extractor:
         """The function that reads this field (with ``arg`` bound) from an event."""

@@ -27,7 +27,9 @@ except FileNotFoundError:  # pragma: no cover
 SYSCALL = REG.table("syscall")
 
 # Every name generated code may use: generated identifiers and the fixed helper table.
-_ALLOWED_NAME = re.compile(r"^(e|_m|_U|_lw|_cs|_c|_r|_t|_s|_sd|_[xfkvhp][0-9]+)$")
+_ALLOWED_NAME = re.compile(
+    r"^(e|_m|_U|_M|_lw|_cs|_c|_r|_t|_s|_sd|_w|_y|_ty|_dc|_st|_[xfkvhpd][0-9]+)$"
+)
 
 HOSTILE = [
     "__import__('os').system('touch /tmp/pwned')",
@@ -78,6 +80,7 @@ def assert_only_generated_names(src: str) -> None:
                 "issuperset",
                 "isdisjoint",
                 "append",
+                "get",
             ), node.attr
 
 
@@ -169,7 +172,9 @@ def test_hostile_field_arguments_reach_the_extractor_as_data() -> None:
 def test_generated_code_has_no_builtins() -> None:
     match = compile_predicate(check_condition(parse("proc.name = a"), SYSCALL))
     assert match.__globals__["__builtins__"] == {}
-    assert set(match.__globals__) <= {"__builtins__", "_U", "_lw", "_cs", "_m"} | {
+    helpers = {"_ty": type, "_dc": dict, "_st": str}  # the only builtins it can reach
+    assert all(match.__globals__[k] is v for k, v in helpers.items())
+    assert set(match.__globals__) <= {"__builtins__", "_U", "_lw", "_cs", "_m", "_M", *helpers} | {
         k for k in match.__globals__ if re.match(r"^_[xfkh][0-9]+$", k)
     }
 

@@ -65,7 +65,7 @@ from falconet.condition.transformers import (
     standalone_extractor,
 )
 from falconet.condition.values import ascii_lower, convert_literal, make_regex, unhex
-from falconet.fields import Extractor, FieldSpec, FieldTable, FieldType
+from falconet.fields import Extractor, FieldSpec, FieldTable, FieldType, InlinePath
 
 _REGEX_SPECIAL = ".+*?^$()[]{}|\\"
 _MAX_OPERAND_DEPTH = 100
@@ -429,6 +429,7 @@ def compile_operand(
 
 _UNSET = object()  # "not extracted yet"; never a field value
 _MAX_BOOL_DEPTH = 32  # boolean nesting per generated function (Python's parser allows ~200 parens)
+_ABSENT = object()  # what an inlined JSON walk yields for a missing key
 #: ``build_matcher``'s ``seed_value`` when the bucket's key is not known (the default bucket).
 UNKNOWN_VALUE: Any = _UNSET
 _MAX_IF_NESTING = 24  # nested ifs for shared rule prefixes (Python allows 100 indent levels)
@@ -460,7 +461,12 @@ class _Codegen:
             "_U": _UNSET,
             "_lw": ascii_lower,
             "_cs": _cache_set,
+            "_ty": type,
+            "_dc": dict,
+            "_st": str,
+            "_M": _ABSENT,
         }
+        self.docs: dict[int, int] = {}  # id(InlinePath.document) -> index of its _d local
         #: what a match of plan i reports: ``i`` itself, or the generated name of results[i]
         self.result_names = [str(i) for i in range(len(plans))] if results is None else [
             self._result_name(i, r) for i, r in enumerate(results)
@@ -525,6 +531,8 @@ class _Codegen:
         op = self.slots[op.key].op
         if op.kind == "field":
             compute = self.name(op.extract, "_x") + "(e)"
+            if op.inline is not None and not self.deep:
+                compute = self.inline(op.inline, compute)
         elif op.kind == "const":
             return self.name(op.value, "_k")
         elif _op_depth(op) > _MAX_INLINE_OPERAND:
@@ -539,6 +547,18 @@ class _Codegen:
             index = self.cached[op.key]
             return f"({var} if {var} is not _U else _cs(_c, {index}, {compute}))"
         return f"({var} if {var} is not _U else ({var} := {compute}))"
+
+    def inline(self, path: InlinePath, fallback: str) -> str:
+        """Read a JSON field in place (``fields.InlinePath``): a string is the value, a missing
+        key is absent, anything else goes to ``fallback`` (the extractor call). ``_w``/``_y``
+        are scratch names used up inside this expression."""
+        index = self.docs.setdefault(id(path.document), len(self.docs))
+        docfn = self.name(path.document, "_x")
+        walk = f"(_d{index} if _d{index} is not _U else (_d{index} := {docfn}(e)))"
+        walk = f"{walk}.get({self.name(path.keys[0], '_k')}, _M)"
+        for key in path.keys[1:]:
+            walk = f"(_w.get({self.name(key, '_k')}, _M) if _ty(_w := {walk}) is _dc else _M)"
+        return f"(_y if _ty(_y := {walk}) is _st else (None if _y is _M else {fallback}))"
 
     def bind(self, op: Operand, temp: str) -> tuple[str, str]:
         """(expression testing presence, name of the present value)."""
@@ -587,6 +607,8 @@ class _Codegen:
         body: list[str] = []
         self._emit_body(body, mode)
         lines = ["def _m(e, _sd):" if self.seeded else "def _m(e):"]
+        if self.docs:
+            lines.append("    " + " = ".join(f"_d{i}" for i in range(len(self.docs))) + " = _U")
         if self.deep:
             lines.append(f"    _c = [_U] * {len(self.cached)}")
             if self.seed is not None:
@@ -608,7 +630,7 @@ class _Codegen:
 
 
     def _emit_body(self, lines: list[str], mode: str) -> None:
-        """The rule tests, after the locals' initialisation."""
+        """The rule tests (generated before the locals: they decide which ``_d`` exist)."""
         if mode == "predicate":
             lines.append(f"    return True if {self.expr(self.plans[0], 0)} else False")
         elif mode == "first":

@@ -22,7 +22,7 @@ from typing import Any
 
 from falconet.condition import ast
 from falconet.condition.values import ascii_lower, ascii_upper, scan_int
-from falconet.fields import ArgKind, Extractor, FieldSpec, FieldTable, FieldType
+from falconet.fields import ArgKind, Extractor, FieldSpec, FieldTable, FieldType, InlinePath
 
 #: Fields whose unindexed form matches when ANY ancestor matches (``compare_full_a*``).
 ANCESTOR_FIELDS = frozenset(
@@ -74,6 +74,7 @@ class Operand:
     rhs_allowed: bool = True
     transformer_allowed: bool = True
     fields: tuple[str, ...] = field(default=())  # field names in order, with [arg]
+    inline: InlinePath | None = None  # kind == "field": a JSON path the generator may read
 
 
 # --- runtime transformer functions -----------------------------------------------------------
@@ -376,6 +377,7 @@ def resolve_field(node: ast.Field, table: FieldTable) -> Operand:
         rhs_allowed=spec.rhs_allowed,
         transformer_allowed=spec.transformer_allowed,
         fields=(field_label(node.name, node.arg or None),),
+        inline=None if spec.inline is None or any_ancestor else spec.inline(arg),
     )
 
 

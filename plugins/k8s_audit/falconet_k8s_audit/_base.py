@@ -9,12 +9,14 @@ type, missing element) makes the field absent, which is what Falco does with it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
+from types import MappingProxyType
 from typing import Any
 
 import orjson
 
-from falconet.fields import ArgKind, Extractor, FieldSpec, FieldType
+from falconet.fields import ArgKind, Extractor, FieldSpec, FieldType, InlinePath
 
 MISSING: Any = object()
 NO_INDEX = -1
@@ -167,10 +169,29 @@ def no_arg(fn: Extractor) -> Callable[[str | None], Extractor]:
 
 def spec(
     name: str, make: Callable[[str | None], Extractor], desc: str, *, is_list: bool = False,
-    arg: ArgKind = ArgKind.NONE,
+    arg: ArgKind = ArgKind.NONE, path: tuple[str, ...] | None = None,
 ) -> FieldSpec:
-    """A k8saudit field: upstream declares every one as ``string``."""
-    return FieldSpec(name, FieldType.CHARBUF, is_list, arg, desc, make_extractor=make)
+    """A k8saudit field: upstream declares every one as ``string``. ``path``: the keys of a
+    plain scalar field, which the condition compiler may then read in place."""
+    inline = None
+    if path is not None:
+        fast = InlinePath(audit_object, path)
+        inline = functools.partial(_same_path, fast)
+    return FieldSpec(name, FieldType.CHARBUF, is_list, arg, desc, make_extractor=make,
+                     inline=inline)
+
+
+def _same_path(path: InlinePath, arg: str | None) -> InlinePath:
+    return path
+
+
+_NOT_AUDIT: Any = MappingProxyType({})
+
+
+def audit_object(event: Any) -> Any:
+    """The audit document, or an empty mapping for events that are not audit events."""
+    doc = audit_doc(event)
+    return _NOT_AUDIT if doc is None else doc
 
 
 def indexed(

@@ -269,7 +269,8 @@ def _other_specs() -> list[FieldSpec]:
 
 def k8saudit_field_specs() -> list[FieldSpec]:
     """The 100 ``ka.*`` fields, in no particular order."""
-    specs = [spec(name, no_arg(scalar_at(keys)), desc) for name, (keys, desc) in _SCALARS.items()]
+    specs = [spec(name, no_arg(scalar_at(keys)), desc, path=keys)
+             for name, (keys, desc) in _SCALARS.items()]
     specs += [spec(name, no_arg(list_at(keys)), desc, is_list=True)
               for name, (keys, desc) in _LISTS.items()]
     return specs + _other_specs() + pod_specs()

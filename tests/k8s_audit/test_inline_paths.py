@@ -1,0 +1,68 @@
+"""Fields the condition compiler reads in place (``InlinePath``) give exactly the extractor's
+values, whatever shape the JSON has."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import orjson
+import pytest
+
+from falconet.condition import ast as A
+from falconet.condition.compiler import check_condition, compile_predicate
+from falconet.event import JsonEvent
+from falconet_k8s_audit.fields import k8saudit_field_table
+
+TRACES = Path(__file__).resolve().parents[3] / "shared" / "testdata" / "k8s_audit" / "traces"
+
+ODD_DOCS = [
+    {"auditID": "a", "verb": 5, "user": "not a dict", "objectRef": {"resource": None}},
+    {"auditID": "a", "verb": {"x": [1, "<b>"]}, "objectRef": [1, 2], "stage": True},
+    {"auditID": "a", "user": {"username": 1.5}, "annotations": {"authorization.k8s.io/decision":
+                                                                 "allow"}},
+    {"verb": "create", "user": {"username": "no audit id"}, "stage": "ResponseComplete"},
+    ["a", "list", {"stage": "x"}],
+    "just a string",
+    {"auditID": "a", "responseStatus": {"code": 403}, "requestURI": "/api?x=1"},
+]
+
+
+def documents() -> list:
+    docs = []
+    if TRACES.is_dir():
+        for path in sorted(TRACES.glob("*.json")):
+            docs += [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+    for doc in list(docs[:5]):
+        broken = copy.deepcopy(doc)
+        broken["user"] = ["x"]
+        broken["objectRef"] = "str"
+        docs.append(broken)
+    return docs + ODD_DOCS
+
+
+TABLE = k8saudit_field_table()
+INLINE = [(s.name, None) for s in TABLE if s.inline is not None and s.inline(None) is not None]
+INLINE += [("jevt.value", "/stage"), ("json.value", "/user/username"),
+           ("json.value", "/annotations/authorization.k8s.io~1decision")]
+
+
+def test_the_hot_fields_are_inlined() -> None:
+    names = {n for n, _ in INLINE}
+    assert {"ka.verb", "ka.user.name", "ka.target.resource", "ka.target.subresource"} <= names
+    assert TABLE.fields["json.value"].inline("/items/0") is None  # could be an array index
+
+
+@pytest.mark.parametrize(("name", "arg"), INLINE, ids=[f"{n}[{a}]" for n, a in INLINE])
+def test_inline_reads_equal_the_extractor(name: str, arg: str | None) -> None:
+    extract = TABLE.fields[name].extractor(arg)
+    field = A.Field(name, arg)
+    exists = compile_predicate(check_condition(A.UnaryCheck(field, "exists"), TABLE))
+    for doc in documents():
+        expected = extract(JsonEvent("k8s_audit", payload=doc))
+        event = JsonEvent("k8s_audit", payload=doc)
+        assert exists(event) is (expected is not None), (name, doc)
+        if expected is not None:
+            equal = compile_predicate(
+                check_condition(A.BinaryCheck(field, "=", A.Value(expected)), TABLE))
+            assert equal(JsonEvent("k8s_audit", payload=doc)) is True, (name, doc)
