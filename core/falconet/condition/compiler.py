@@ -430,8 +430,20 @@ def compile_operand(
 _UNSET = object()  # "not extracted yet"; never a field value
 _MAX_BOOL_DEPTH = 32  # boolean nesting per generated function (Python's parser allows ~200 parens)
 _ABSENT = object()  # what an inlined JSON walk yields for a missing key
-#: ``build_matcher``'s ``seed_value`` when the bucket's key is not known (the default bucket).
+#: A seed value that is not known when building (see ``build_matcher``).
 UNKNOWN_VALUE: Any = _UNSET
+
+
+class _OtherValue:
+    """A value equal to nothing a rule names: stands for every such value of an index field."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<other value>"
+
+
+OTHER_VALUE: Any = _OtherValue()
 _MAX_IF_NESTING = 24  # nested ifs for shared rule prefixes (Python allows 100 indent levels)
 _MAX_INLINE_OPERAND = 8  # deeper transformer chains are called as one composed extractor
 
@@ -452,7 +464,7 @@ class _Codegen:
     """Emits one function for a list of plans. See the module docstring for the naming rules."""
 
     def __init__(
-        self, plans: Sequence[Plan], seed_key: str | None = None,
+        self, plans: Sequence[Plan], seed_keys: Sequence[str] = (),
         results: Sequence[Any] | None = None,
     ) -> None:
         self.plans = plans
@@ -483,11 +495,11 @@ class _Codegen:
                     if leaf.rhs is not None:
                         self.register(leaf.rhs)
         for key, slot in self.slots.items():
-            if (slot.uses > 1 or key == seed_key) and slot.op.kind != "const":
+            if (slot.uses > 1 or key in seed_keys) and slot.op.kind != "const":
                 self.cached[key] = len(self.cached)
         #: cache index of the field whose value the caller passes in (see build_matcher)
-        self.seed = self.cached.get(seed_key) if seed_key is not None else None
-        self.seeded = seed_key is not None  # the signature takes _sd even if no rule reads it
+        #: per seed argument ``_sd<i>``: the cache index it fills, or None if no rule reads it
+        self.seeds = [self.cached.get(k) for k in seed_keys]
         self.deep = any(_plan_depth(p) > _MAX_BOOL_DEPTH for p in plans)
 
     def _result_name(self, index: int, obj: Any) -> str:
@@ -606,19 +618,17 @@ class _Codegen:
     def source(self, mode: str) -> str:
         body: list[str] = []
         self._emit_body(body, mode)
-        lines = ["def _m(e, _sd):" if self.seeded else "def _m(e):"]
+        lines = ["def _m(" + ", ".join(["e", *(f"_sd{i}" for i in range(len(self.seeds)))]) + "):"]
         if self.docs:
             lines.append("    " + " = ".join(f"_d{i}" for i in range(len(self.docs))) + " = _U")
         if self.deep:
             lines.append(f"    _c = [_U] * {len(self.cached)}")
-            if self.seed is not None:
-                lines.append(f"    _c[{self.seed}] = _sd")
+            lines += [f"    _c[{c}] = _sd{i}" for i, c in enumerate(self.seeds) if c is not None]
         elif self.cached:
-            names = [f"_v{i}" for i in range(len(self.cached)) if i != self.seed]
+            names = [f"_v{i}" for i in range(len(self.cached)) if i not in self.seeds]
             if names:
                 lines.append("    " + " = ".join(names) + " = _U")
-            if self.seed is not None:
-                lines.append(f"    _v{self.seed} = _sd")
+            lines += [f"    _v{c} = _sd{i}" for i, c in enumerate(self.seeds) if c is not None]
         lines += body
         done = 0
         while done < len(self.helpers):  # helpers may add helpers
@@ -715,10 +725,10 @@ def _op_depth(op: Operand) -> int:
 
 
 def _generate(
-    plans: Sequence[Plan], mode: str, seed_key: str | None = None,
+    plans: Sequence[Plan], mode: str, seed_keys: Sequence[str] = (),
     results: Sequence[Any] | None = None,
 ) -> Callable[..., Any]:
-    gen = _Codegen(plans, seed_key, results)
+    gen = _Codegen(plans, seed_keys, results)
     src = gen.source(mode)
     code = compile(src, "<falconet-condition>", "exec")
     exec(code, gen.ns)  # the namespace holds only generated names bound to prebuilt objects
@@ -727,30 +737,37 @@ def _generate(
     return fn
 
 
+def seed_key(spec: FieldSpec, label: str) -> str:
+    """The identity of the operand ``label`` (``name`` or ``name[arg]``) of field ``spec`` in
+    checked plans: what ``build_matcher``'s seeds refer to."""
+    return f"{label}@{id(spec):x}"
+
+
 def build_matcher(
     conditions: Sequence[CheckedCondition],
     *,
     first_match: bool,
-    seed: FieldSpec | None = None,
-    seed_value: Any = UNKNOWN_VALUE,
+    seeds: Sequence[tuple[str, Any]] = (),
     results: Sequence[Any] | None = None,
 ) -> Callable[..., list[Any]]:
     """One generated function evaluating ``conditions`` in order on an event: the indices of
     those that matched (with ``first_match``, at most the first one), or with ``results`` the
     matching elements of it (``results[i]`` stands for ``conditions[i]``).
 
-    With ``seed`` (a field without argument), the function takes that field's value as a second
-    argument, ``matcher(event, value)``, and does not extract it again: the ruleset has already
-    read it to choose the bucket. With ``seed_value`` too (the value every event reaching this
-    matcher has), checks of that field against constants are decided at build time."""
-    seed_key = f"{seed.name}@{id(seed):x}" if seed is not None else None
+    ``seeds`` are ``(seed_key(...), value)`` pairs for fields the caller has already read (to
+    choose the bucket): the function then takes their values as extra arguments,
+    ``matcher(event, v0, v1, ...)``, and does not extract them again. A seed value other than
+    ``UNKNOWN_VALUE`` is what every event reaching this matcher has (``OTHER_VALUE``: a value no
+    rule compares the field with), so checks of it against constants are decided at build time.
+    """
     mode = "first" if first_match else "all"
     plans = [c.plan for c in conditions]
-    if seed_key is not None and seed_value is not UNKNOWN_VALUE:
-        from falconet.condition.specialize import specialize
+    for key, value in seeds:
+        if value is not UNKNOWN_VALUE:
+            from falconet.condition.specialize import specialize
 
-        plans = [specialize(p, seed_key, seed_value) for p in plans]
-    return _generate(plans, mode, seed_key, results)
+            plans = [specialize(p, key, value) for p in plans]
+    return _generate(plans, mode, [key for key, _value in seeds], results)
 
 
 def compile_predicate(condition: CheckedCondition) -> Callable[[Any], bool]:

@@ -261,12 +261,17 @@ _PRESENT = _VSet(False, _EMPTY, False)
 _ABSENT = _VSet(True, _EMPTY, True)
 
 
+def _label(field: ast.Field) -> str:
+    """``name`` or ``name[arg]``: how ``pinned_values`` names a field with its argument."""
+    return field.name if field.arg is None else f"{field.name}[{field.arg}]"
+
+
 def _mentions(node: Any, name: str) -> bool:
     stack = [node]
     while stack:
         n = stack.pop()
         if isinstance(n, ast.Field):
-            if n.name == name and n.arg is None:
+            if _label(n) == name:
                 return True
         elif isinstance(n, ast.Transformer):
             stack.extend(n.values)
@@ -281,7 +286,7 @@ def _leaf_sets(node: Any, name: str, is_list: bool) -> tuple[_VSet, _VSet]:
     right = getattr(node, "right", None)
     if not _mentions(node.left, name) and not _mentions(right, name):
         return _TOP, _TOP
-    plain = isinstance(node.left, ast.Field) and node.left.name == name and node.left.arg is None
+    plain = isinstance(node.left, ast.Field) and _label(node.left) == name
     base, _, mod = node.op.partition(" ")
     if plain and base == "exists":
         return _PRESENT, _ABSENT
@@ -330,9 +335,9 @@ def value_sets(root: ast.Expr, field_name: str, *, is_list: bool = False) -> tup
 def pinned_values(
     root: ast.Expr, field_name: str, *, is_list: bool = False
 ) -> frozenset[str] | None:
-    """The values of ``field_name`` for which ``root`` can match, or None when it may match
-    any value or an event without the field. ``is_list`` disables exact pinning (``in`` means
-    "all elements in" there)."""
+    """The values of ``field_name`` (``name`` or ``name[arg]``) for which ``root`` can match, or
+    None when it may match any value or an event without the field. ``is_list`` disables exact
+    pinning (``in`` means "all elements in" there)."""
     t, _ = value_sets(root, field_name, is_list=is_list)
     if t.finite and not t.absent:
         return t.vals

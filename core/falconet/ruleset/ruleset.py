@@ -1,10 +1,8 @@
-"""The runtime ruleset: which rules are enabled, how they are bucketed, and evaluation.
+"""The runtime ruleset: which rules are enabled, and evaluation.
 
-Upstream keeps one ruleset per source and buckets syscall rules by event type. falconet does the
-same for syscalls and, for plugin sources (where upstream evaluates every rule on every event),
-buckets by the string field that pins the most rules (``ka.verb``, ``ct.name``...), found from
-the conditions themselves. Each bucket is one generated Python function (``build_matcher``) that
-evaluates its rules in enable order and extracts each field at most once.
+One index per source (``index.py``: buckets by event type for syscalls, by the most pinning
+fields for plugin sources); each bucket is one generated function that evaluates its rules in
+enable order and extracts each field at most once.
 
 Enabling follows ``falco_engine::enable_rule*``: by exact name, by wildcard (Falco's
 ``matches_wildcard``: no backtracking), by legacy substring, or by tag; the falco.yaml ``rules:``
@@ -13,16 +11,13 @@ selection is applied in order after loading. Rules below the minimum priority ar
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from falconet.condition.compiler import UNKNOWN_VALUE, build_matcher
-from falconet.condition.evttypes import pinned_values
-from falconet.fields import FieldRegistry, FieldSpec, FieldType
+from falconet.fields import FieldRegistry
+from falconet.ruleset.index import SourceIndex, choose_index_field
 from falconet.ruleset.model import CompiledRule, Priority
-
-Matcher = Callable[..., list[CompiledRule]]
 
 
 def matches_wildcard(pattern: str, text: str) -> bool:
@@ -52,33 +47,6 @@ class SelectionError(ValueError):
 
 
 @dataclass
-class _SourceIndex:
-    """The buckets of one source: key -> matcher over the rules that key can reach, and ``run``,
-    the closure that evaluates an event (one per source, so evaluation does no lookups)."""
-
-    rules: list[CompiledRule]
-    buckets: dict[Any, tuple[Matcher, list[CompiledRule]]]
-    default: tuple[Matcher, list[CompiledRule]]
-    index_field: str | None
-    run: Callable[[Any], list[CompiledRule]]
-
-
-def _runner(key_extract: Callable[[Any], Any] | None,
-            buckets: dict[Any, tuple[Matcher, list[CompiledRule]]],
-            default: tuple[Matcher, list[CompiledRule]]) -> Callable[[Any], list[CompiledRule]]:
-    if key_extract is None:
-        return default[0]
-    get = {k: m for k, (m, _rules) in buckets.items()}.get
-    fallback = default[0]
-
-    def run(event: Any) -> list[CompiledRule]:
-        key = key_extract(event)
-        return get(key, fallback)(event, key)
-
-    return run
-
-
-@dataclass
 class Ruleset:
     """Enabled rules for every source, ready to evaluate events."""
 
@@ -87,7 +55,7 @@ class Ruleset:
     min_priority: Priority = Priority.DEBUG
     first_match: bool = True
     _enabled: dict[str, None] = field(default_factory=dict, init=False)  # ordered set of names
-    _by_source: dict[str, _SourceIndex] = field(default_factory=dict, init=False)
+    _by_source: dict[str, SourceIndex] = field(default_factory=dict, init=False)
     _dirty: bool = field(default=True, init=False)
 
     def __post_init__(self) -> None:
@@ -171,77 +139,21 @@ class Ruleset:
         per_source: dict[str, list[CompiledRule]] = {}
         for rule in self.enabled_rules:
             per_source.setdefault(rule.source, []).append(rule)
-        self._by_source = {src: self._index_source(src, rules) for src, rules in per_source.items()}
+        self._by_source = {
+            source: SourceIndex(
+                rules,
+                choose_index_field(source, rules, self.registry.table(source)),
+                self.first_match,
+            )
+            for source, rules in per_source.items()
+        }
         self._dirty = False
 
-    def _index_source(self, source: str, rules: list[CompiledRule]) -> _SourceIndex:
-        if source == "syscall":
-            pins = [r.event_types for r in rules]
-            index_field: str | None = "evt.type"
-        else:
-            index_field, pins = self._best_index_field(source, rules)
-        key_extract = None
-        seed = None
-        if index_field is not None:
-            found = self.registry.table(source).lookup(index_field)
-            if found is not None:
-                seed = found[0]
-                key_extract = seed.extractor(None)
-        keys = {k for p in pins if p is not None for k in p}
-        buckets = {}
-        for key in keys:
-            members = [r for r, p in zip(rules, pins, strict=True) if p is None or key in p]
-            buckets[key] = self._matcher(members, seed, key)
-        default = self._matcher([r for r, p in zip(rules, pins, strict=True) if p is None], seed)
-        run = _runner(key_extract, buckets, default)
-        return _SourceIndex(rules, buckets, default, index_field, run)
-
-    def _best_index_field(
-        self, source: str, rules: list[CompiledRule]
-    ) -> tuple[str | None, list[frozenset[str] | None]]:
-        """The string field whose values pin the most rules of this source."""
-        table = self.registry.table(source)
-        candidates: dict[str, None] = {}
-        for rule in rules:
-            for name in rule.checked.fields:
-                spec = table.fields.get(name)
-                if spec is not None and spec.type is FieldType.CHARBUF and not spec.is_list:
-                    candidates[name] = None
-        best: tuple[int, str | None, list[frozenset[str] | None]] = (0, None, [None] * len(rules))
-        for name in candidates:
-            pins = [pinned_values(r.ast, name) for r in rules]
-            pinned = sum(p is not None for p in pins)
-            if pinned > best[0]:
-                best = (pinned, name, pins)
-        return best[1], best[2]
-
-    def _matcher(
-        self, rules: list[CompiledRule], seed: FieldSpec | None, key: Any = UNKNOWN_VALUE
-    ) -> tuple[Matcher, list[CompiledRule]]:
-        """The bucket's generated function; ``key`` (when known) is the index field's value of
-        every event the bucket receives, so checks of it are decided when building."""
-        if not rules:
-            return (lambda _event, _key=None: []), []
-        conditions = [r.checked for r in rules]
-        matcher = build_matcher(
-            conditions, first_match=self.first_match, seed=seed, seed_value=key, results=rules
-        )
-        return matcher, rules
-
     def index_summary(self) -> dict[str, dict[str, Any]]:
-        """Per source: the index field, number of buckets and the largest bucket (for -L/debug)."""
+        """Per source: the index field, the rules, and the buckets built so far."""
         if self._dirty:
             self._build()
-        return {
-            src: {
-                "index_field": idx.index_field,
-                "buckets": len(idx.buckets),
-                "max_bucket": max([len(b[1]) for b in idx.buckets.values()] or [0]),
-                "unindexed": len(idx.default[1]),
-                "rules": len(idx.rules),
-            }
-            for src, idx in self._by_source.items()
-        }
+        return {source: index.summary() for source, index in self._by_source.items()}
 
     # --- evaluation -----------------------------------------------------------------------
 

@@ -1,0 +1,170 @@
+"""Rule indexing: which rules an event can reach, decided by a few field values.
+
+Upstream buckets syscall rules by event type and evaluates every plugin-source rule on every
+event. falconet indexes both kinds by one *index field*: ``evt.type`` for syscalls; for plugin
+sources the string field that splits the rules best (the smallest average bucket; for upstream's
+k8s audit rules ``ka.target.resource``), found from the conditions. (Indexing by two or three
+fields was measured too: the extra extraction per event cost what the smaller buckets saved.)
+
+A bucket is keyed by the index field's value, where a value that no rule compares the field with
+is replaced by ``OTHER_VALUE`` (all such values behave alike), so the number of buckets is bounded
+by the rules, not by the events. Buckets are built on first use. Each is one generated function
+over the rules that can match its key, specialized on that key: checks of the index field
+against constants are decided when it is built, and its value is passed in, not read again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from falconet.condition.compiler import (
+    OTHER_VALUE,
+    Bool,
+    Plan,
+    build_matcher,
+    seed_key,
+)
+from falconet.condition.evttypes import pinned_values
+from falconet.condition.operators import Leaf
+from falconet.fields import Extractor, FieldTable, FieldType
+from falconet.ruleset.model import CompiledRule
+
+Matcher = Callable[..., list[CompiledRule]]
+
+
+@dataclass(frozen=True)
+class IndexField:
+    label: str  # "ka.verb", "jevt.value[/stage]"
+    extract: Extractor
+    key: str  # the operand key of this field in checked plans (compiler.seed_key)
+    named: frozenset[Any]  # every constant a rule compares it with (=, in)
+    pins: tuple[frozenset[str] | None, ...]  # per rule: the values it can match (None: any)
+
+
+def _split_label(label: str) -> tuple[str, str | None]:
+    name, bracket, rest = label.partition("[")
+    return (name, rest[:-1]) if bracket else (name, None)
+
+
+def _leaves(plan: Plan) -> list[Leaf]:
+    out, stack = [], [plan]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Bool):
+            stack.extend(node.children)
+        else:
+            out.append(node)
+    return out
+
+
+def _named_constants(rules: Sequence[CompiledRule], key: str) -> frozenset[Any]:
+    named: set[Any] = set()
+    for rule in rules:
+        for leaf in _leaves(rule.checked.plan):
+            if leaf.lhs.key == key and leaf.rhs is None:
+                if leaf.form == "eq":
+                    named.add(leaf.const)
+                elif leaf.form == "member":
+                    named.update(leaf.const)
+    return frozenset(named)
+
+
+def _index_field(table: FieldTable, label: str, rules: Sequence[CompiledRule],
+                 pins: Sequence[frozenset[str] | None]) -> IndexField | None:
+    name, arg = _split_label(label)
+    found = table.lookup(name)
+    if found is None or found[1] is not None:
+        return None
+    spec = found[0]
+    if spec.type is not FieldType.CHARBUF or spec.is_list:
+        return None
+    key = seed_key(spec, label)
+    # Values named by a pin (event-type sets of negated conditions...) must stay distinct too.
+    named = _named_constants(rules, key).union(*(p for p in pins if p is not None))
+    return IndexField(label, spec.extractor(arg), key, named, tuple(pins))
+
+
+def _mean_bucket(field: IndexField) -> float:
+    """The average number of rules a bucket of this field holds, over the values rules name."""
+    values = [*field.named, OTHER_VALUE]
+    sizes = [sum(p is None or v in p for p in field.pins) for v in values]
+    return sum(sizes) / len(sizes)
+
+
+def choose_index_field(source: str, rules: Sequence[CompiledRule],
+                       table: FieldTable) -> IndexField | None:
+    """``evt.type`` for syscalls; otherwise the string field with the smallest buckets."""
+    if source == "syscall":
+        return _index_field(table, "evt.type", rules, [r.event_types for r in rules])
+    labels: dict[str, None] = {}
+    for rule in rules:
+        labels.update(dict.fromkeys(rule.checked.fields))
+    best: tuple[float, IndexField] | None = None
+    for label in labels:
+        pins = [pinned_values(r.ast, label) for r in rules]
+        if any(p is not None for p in pins):
+            field = _index_field(table, label, rules, pins)
+            if field is not None and (best is None or _mean_bucket(field) < best[0]):
+                best = (_mean_bucket(field), field)
+    return None if best is None else best[1]
+
+
+class SourceIndex:
+    """The rules of one source, indexed; ``run(event)`` evaluates an event."""
+
+    def __init__(self, rules: list[CompiledRule], field: IndexField | None,
+                 first_match: bool) -> None:
+        self.rules = rules
+        self.field = field
+        self.first_match = first_match
+        self.buckets: dict[Any, Matcher] = {}
+        self.members: dict[Any, list[CompiledRule]] = {}
+        self.run: Callable[[Any], list[CompiledRule]] = self._make_runner()
+
+    def _bucket(self, key: Any) -> Matcher:
+        """Build (once) the matcher for the normalized index value ``key``."""
+        assert self.field is not None
+        pins = self.field.pins
+        members = [r for r, pin in zip(self.rules, pins, strict=True) if pin is None or key in pin]
+        matcher: Matcher = _no_match
+        if members:
+            matcher = build_matcher(
+                [r.checked for r in members], first_match=self.first_match,
+                seeds=[(self.field.key, key)], results=members,
+            )
+        self.buckets[key] = matcher
+        self.members[key] = members
+        return matcher
+
+    def _make_runner(self) -> Callable[[Any], list[CompiledRule]]:
+        if self.field is None:
+            return build_matcher([r.checked for r in self.rules],
+                                 first_match=self.first_match, results=self.rules)
+        extract, named = self.field.extract, self.field.named
+        get, build = self.buckets.get, self._bucket
+
+        def run(event: Any) -> list[CompiledRule]:
+            value = extract(event)
+            key = value if value in named else _other(value)
+            return (get(key) or build(key))(event, value)
+
+        return run
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "index_field": None if self.field is None else self.field.label,
+            "rules": len(self.rules),
+            "buckets_built": len(self.buckets),
+            "max_bucket": max((len(m) for m in self.members.values()), default=0),
+        }
+
+
+def _other(value: Any) -> Any:
+    return None if value is None else OTHER_VALUE
+
+
+def _no_match(event: Any, *values: Any) -> list[CompiledRule]:
+    return []
+
