@@ -220,3 +220,12 @@ def test_bucket_whose_rules_never_read_the_index_field(registry) -> None:
     assert rs.index_summary()["k8s_audit"]["index_field"] == "ka.verb"
     ev = SchemaEvent("k8s_audit", {"ka.verb": "watch", "ka.user.name": "bob"})
     assert names(rs.evaluate(ev)) == ["only user"]
+
+
+def test_evaluate_batch_returns_only_matching_events(registry) -> None:
+    rs = make_ruleset(registry, THREE_RULES, first_match=False)
+    events = [SchemaEvent("syscall", {"evt.type": t, "fd.name": "/etc/shadow", "proc.name": "x"})
+              for t in ("open", "close", "execve", "openat")]
+    got = [(e.fields["evt.type"], names(r)) for e, r in rs.evaluate_batch("syscall", events)]
+    assert got == [("open", ["open shadow", "any open"]), ("openat", ["any open"])]
+    assert rs.evaluate_batch("k8s_audit", events) == []

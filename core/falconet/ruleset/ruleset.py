@@ -165,3 +165,16 @@ class Ruleset:
             self._build()
         idx = self._by_source.get(source or event.source)
         return [] if idx is None else idx.run(event)
+
+    def evaluate_batch(
+        self, source: str, events: Iterable[Any]
+    ) -> list[tuple[Any, list[CompiledRule]]]:
+        """``(event, matching rules)`` for the events of one source that match something: the
+        form a source task uses, with the lookups of ``evaluate`` done once per batch."""
+        if self._dirty:
+            self._build()
+        idx = self._by_source.get(source)
+        if idx is None:
+            return []
+        run = idx.run
+        return [(event, hits) for event in events if (hits := run(event))]
