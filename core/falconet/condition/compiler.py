@@ -497,10 +497,12 @@ class _Codegen:
         for key, slot in self.slots.items():
             if (slot.uses > 1 or key in seed_keys) and slot.op.kind != "const":
                 self.cached[key] = len(self.cached)
-        #: cache index of the field whose value the caller passes in (see build_matcher)
         #: per seed argument ``_sd<i>``: the cache index it fills, or None if no rule reads it
         self.seeds = [self.cached.get(k) for k in seed_keys]
         self.deep = any(_plan_depth(p) > _MAX_BOOL_DEPTH for p in plans)
+        #: cache indices holding their value from the start: the seeds, as plain ``_v<i>``
+        #: (not in deep mode, whose helper functions share the ``_c`` list)
+        self.assigned = set() if self.deep else {i for i in self.seeds if i is not None}
 
     def _result_name(self, index: int, obj: Any) -> str:
         name = f"_p{index}"
@@ -541,24 +543,29 @@ class _Codegen:
     def ref(self, op: Operand) -> str:
         """An expression evaluating to the operand's value, extracting it at most once."""
         op = self.slots[op.key].op
+        if op.kind == "const":
+            return self.name(op.value, "_k")
+        index = self.cached.get(op.key)
+        if index is None:
+            return self._compute(op)
+        if index in self.assigned:
+            return f"_v{index}"
+        compute = self._compute(op)
+        if self.deep:
+            return f"(_c[{index}] if _c[{index}] is not _U else _cs(_c, {index}, {compute}))"
+        return f"(_v{index} if _v{index} is not _U else (_v{index} := {compute}))"
+
+    def _compute(self, op: Operand) -> str:
+        """The expression that extracts (or transforms) an operand."""
         if op.kind == "field":
             compute = self.name(op.extract, "_x") + "(e)"
             if op.inline is not None and not self.deep:
                 compute = self.inline(op.inline, compute)
-        elif op.kind == "const":
-            return self.name(op.value, "_k")
-        elif _op_depth(op) > _MAX_INLINE_OPERAND:
-            compute = self.name(standalone_extractor(op), "_x") + "(e)"
-        else:
-            args = ", ".join(self.ref(a) for a in op.args)
-            compute = self.name(op.fn, "_f") + f"({args})"
-        var = self.var(op)
-        if var is None:
             return compute
-        if self.deep:
-            index = self.cached[op.key]
-            return f"({var} if {var} is not _U else _cs(_c, {index}, {compute}))"
-        return f"({var} if {var} is not _U else ({var} := {compute}))"
+        if _op_depth(op) > _MAX_INLINE_OPERAND:
+            return self.name(standalone_extractor(op), "_x") + "(e)"
+        args = ", ".join(self.ref(a) for a in op.args)
+        return self.name(op.fn, "_f") + f"({args})"
 
     def inline(self, path: InlinePath, fallback: str) -> str:
         """Read a JSON field in place (``fields.InlinePath``): a string is the value, a missing
@@ -625,7 +632,7 @@ class _Codegen:
             lines.append(f"    _c = [_U] * {len(self.cached)}")
             lines += [f"    _c[{c}] = _sd{i}" for i, c in enumerate(self.seeds) if c is not None]
         elif self.cached:
-            names = [f"_v{i}" for i in range(len(self.cached)) if i not in self.seeds]
+            names = [f"_v{i}" for i in range(len(self.cached)) if i not in self.assigned]
             if names:
                 lines.append("    " + " = ".join(names) + " = _U")
             lines += [f"    _v{c} = _sd{i}" for i, c in enumerate(self.seeds) if c is not None]
