@@ -6,8 +6,9 @@ Prints, in one run on one machine:
      (target <= 1.0). Two sets: the recorded events of shared/testdata (all of them writes that
      upstream's rules care about), and a traffic mix where, as on a real API server, most events
      are get/list/watch (Metadata-level reads of the same objects; --read-share);
-  2. the time to load and compile the five upstream rules files, beside the time ``yaml`` alone
-     takes to read them (target: under 1 s in all).
+  2. (printed first) the time to load and compile the five upstream rules files, the first time
+     in the process and again, beside the time ``yaml`` alone takes to read them (target: under
+     1 s in all).
 
 Run: python3 bench/rule_eval.py [--events N] [--repeat R]
 """
@@ -167,11 +168,14 @@ def bench_load(repeat: int) -> None:
             if not res.successful:
                 sys.exit(f"{name} failed to load: {res.errors[0].message}")
 
+    cold_s = best_of(run_load, 1) / 1e9  # first in the process: grammar tables built too
     yaml_s = best_of(run_yaml, repeat) / 1e9
     load_s = best_of(run_load, repeat) / 1e9
-    print(f"yaml read of the 5 upstream files      : {yaml_s * 1000:7.1f} ms")
-    print(f"load + compile of the 5 upstream files : {load_s * 1000:7.1f} ms   (target < 1000 ms)")
-    print(f"ratio load/yaml                        : {load_s / yaml_s:7.2f}")
+    print(f"yaml read of the 5 upstream files              : {yaml_s * 1000:7.1f} ms")
+    print(f"load + compile of the 5 files, first in process: {cold_s * 1000:7.1f} ms "
+          "(target < 1000 ms)")
+    print(f"load + compile of the 5 files, again (best)    : {load_s * 1000:7.1f} ms")
+    print(f"ratio load/yaml                                : {load_s / yaml_s:7.2f}")
 
 
 def main() -> None:
@@ -184,8 +188,8 @@ def main() -> None:
     args = parser.parse_args()
     if not RULES.is_dir():
         sys.exit(f"upstream rules not found under {SHARED}; this benchmark needs ../shared")
-    bench_eval(args.events, args.repeat, args.read_share)
     bench_load(max(1, args.repeat // 3))
+    bench_eval(args.events, args.repeat, args.read_share)
 
 
 if __name__ == "__main__":
