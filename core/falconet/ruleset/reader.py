@@ -67,6 +67,9 @@ _RULE_KEYS = frozenset({
 _RULE_APPENDABLE = ("condition", "output", "desc", "tags", "exceptions")
 _RULE_REPLACEABLE = ("condition", "output", "desc", "priority", "capture", "capture_duration",
                      "tags", "exceptions", "enabled", "warn_evttypes", "skip-if-unknown-filter")
+# The order in which overridden keys are read (and so which missing one is reported first).
+_RULE_OVERRIDE_ORDER = ("condition", "exceptions", "output", "desc", "tags", "priority", "capture",
+                        "capture_duration", "enabled", "warn_evttypes", "skip-if-unknown-filter")
 _BLANKS = " \t\n\v\f\r"
 _PRIORITY_NAMES = {p.label.lower(): p for p in Priority} | {"info": Priority.INFORMATIONAL}
 
@@ -361,55 +364,44 @@ class ItemReader:
             expected.discard(key)
             return True
 
-        if ov_append:
+        for kind, overrides in (("append", ov_append), ("replace", ov_replace)):
+            if not overrides:
+                continue
             upd = RuleUpdate(ctx, name)
-            if wanted(ov_append, "append", "condition"):
-                upd.source = source
-                upd.cond = self.decode_str(item, "condition", ctx)
-                upd.cond_piece = self._cond_piece(item, "condition", ctx, C.RULE_CONDITION)
-            if wanted(ov_append, "append", "exceptions"):
-                upd.exceptions = self._exceptions(item, ctx, append=True)
-            if wanted(ov_append, "append", "output"):
-                upd.output = self.decode_str(item, "output", ctx)
-            if wanted(ov_append, "append", "desc"):
-                upd.desc = self.decode_str(item, "desc", ctx)
-            if wanted(ov_append, "append", "tags"):
-                upd.tags = set(self.decode_seq(item, "tags", ctx, optional=True) or ())
-            self.collector.append_rule(upd, self.validator)
-        if ov_replace:
-            upd = RuleUpdate(ctx, name)
-            if wanted(ov_replace, "replace", "condition"):
-                upd.source = source
-                upd.cond = self.decode_str(item, "condition", ctx)
-                upd.cond_piece = self._cond_piece(item, "condition", ctx, C.RULE_CONDITION)
-            if wanted(ov_replace, "replace", "exceptions"):
-                upd.exceptions = self._exceptions(item, ctx, append=False)
-            if wanted(ov_replace, "replace", "output"):
-                upd.output = self.decode_str(item, "output", ctx)
-            if wanted(ov_replace, "replace", "desc"):
-                upd.desc = self.decode_str(item, "desc", ctx)
-            if wanted(ov_replace, "replace", "tags"):
-                upd.tags = set(self.decode_seq(item, "tags", ctx, optional=True) or ())
-            if wanted(ov_replace, "replace", "priority"):
-                upd.priority = self._priority(item, ctx)
-            if wanted(ov_replace, "replace", "capture"):
-                upd.capture = self.decode(item, "capture", ctx, decode_bool)
-            if wanted(ov_replace, "replace", "capture_duration"):
-                upd.capture_duration = self.decode(item, "capture_duration", ctx, decode_uint32)
-            if wanted(ov_replace, "replace", "enabled"):
-                upd.enabled = self.decode(item, "enabled", ctx, decode_bool)
-            if wanted(ov_replace, "replace", "warn_evttypes"):
-                upd.warn_evttypes = self.decode(item, "warn_evttypes", ctx, decode_bool)
-            if wanted(ov_replace, "replace", "skip-if-unknown-filter"):
-                upd.skip_if_unknown_filter = self.decode(item, "skip-if-unknown-filter", ctx,
-                                                         decode_bool)
-            self.collector.replace_rule(upd, self.validator)
+            for key in _RULE_OVERRIDE_ORDER:
+                if not wanted(overrides, kind, key):
+                    continue
+                if key == "condition":
+                    upd.source = source
+                    upd.cond = self.decode_str(item, "condition", ctx)
+                    upd.cond_piece = self._cond_piece(item, "condition", ctx, C.RULE_CONDITION)
+                elif key == "exceptions":
+                    upd.exceptions = self._exceptions(item, ctx, append=kind == "append")
+                else:
+                    self._override_value(upd, item, key, ctx)
+            if kind == "append":
+                self.collector.append_rule(upd, self.validator)
+            else:
+                self.collector.replace_rule(upd, self.validator)
         for key in sorted(expected):
             node = get(item, key)
             raise _invalid(
                 f"Unexpected key '{key}': no corresponding entry under 'override' is defined.",
                 ctx.at(node, C.OVERRIDE, key),
             )
+
+    def _override_value(self, upd: RuleUpdate, item: MappingNode, key: str, ctx: Ctx) -> None:
+        """Decode one overridden rule key other than condition and exceptions into ``upd``."""
+        if key in ("output", "desc"):
+            setattr(upd, key, self.decode_str(item, key, ctx))
+        elif key == "tags":
+            upd.tags = set(self.decode_seq(item, "tags", ctx, optional=True) or ())
+        elif key == "priority":
+            upd.priority = self._priority(item, ctx)
+        elif key == "capture_duration":
+            upd.capture_duration = self.decode(item, key, ctx, decode_uint32)
+        else:  # capture, enabled, warn_evttypes, skip-if-unknown-filter
+            setattr(upd, key.replace("-", "_"), self.decode(item, key, ctx, decode_bool))
 
     def _rule_append(self, item: MappingNode, ctx: Ctx, name: str, source: str) -> None:
         upd = RuleUpdate(ctx, name, source=source)
