@@ -24,7 +24,7 @@ _BOOL_TEXT = {"true": True, "false": False}
 
 def _parse_overrides(options: tuple[str, ...]) -> dict[str, Any]:
     """``-o key=value`` pairs for the keys that matter before the framework's config exists."""
-    known = {"json_output", "priority", "rule_matching"}
+    known = {"json_output"}
     out: dict[str, Any] = {}
     for opt in options:
         key, sep, value = opt.partition("=")
@@ -59,7 +59,7 @@ def _dump(obj: Any) -> str:
               help="Describe all loaded rules (with -o json_output=true: full JSON details).")
 @click.option("-l", "describe_rule", metavar="RULE", help="Describe one rule.")
 @click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE",
-              help="Override a configuration key: json_output, priority, rule_matching.")
+              help="Override a configuration key (for now: json_output=true|false).")
 @click.option("--version", "show_version", is_flag=True, help="Print version information.")
 def main(rules_files: tuple[str, ...], validate: tuple[str, ...], describe_all: bool,
          describe_rule: str | None, options: tuple[str, ...], show_version: bool) -> None:
@@ -69,7 +69,7 @@ def main(rules_files: tuple[str, ...], validate: tuple[str, ...], describe_all: 
     Examples:
       falconet --validate rules/falconet_rules.yaml
       falconet -r rules/ -L
-      falconet -r rules/ -l "Read sensitive file untrusted" -o json_output=true
+      falconet -r rules/ -l "Kernel module loaded" -o json_output=true
     """
     configure_logging()
     if show_version:
