@@ -99,13 +99,14 @@ def _load(paths: list[str], registry: FieldRegistry) -> tuple[Any, list[Any]]:
     return loader, results
 
 
-def _describer(loader: Any) -> Any:
+def _describer(loader: Any, registry: FieldRegistry) -> Any:
     from falconet.ruleset.describe import Describer
 
     return Describer(
         loader.rules, loader.macros, loader.lists,
         required_engine_version=loader.required_engine_version,
         required_plugin_versions=loader.describe_plugin_versions(),
+        registry=registry,
     )
 
 
@@ -127,7 +128,7 @@ def _run_validate(paths: list[str], json_output: bool, describe_all: bool,
     described = None
     if ok and (describe_all or describe_rule):
         try:
-            described = _describer(loader).describe(describe_rule)
+            described = _describer(loader, registry).describe(describe_rule)
         except UnknownRuleError as exc:
             click.echo(str(exc), err=True)
             return EXIT_FAILURE
@@ -158,7 +159,7 @@ def _run_describe(paths: list[str], json_output: bool, describe_rule: str | None
             click.echo(result_as_text(res, loader.contents, verbose=True), err=True)
             return EXIT_FAILURE
     try:
-        described = _describer(loader).describe(describe_rule)
+        described = _describer(loader, registry).describe(describe_rule)
     except UnknownRuleError as exc:
         click.echo(str(exc), err=True)
         return EXIT_FAILURE

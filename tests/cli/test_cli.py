@@ -106,3 +106,10 @@ def test_unknown_option_is_a_usage_error() -> None:
     res = falconet("-o", "bogus=1", "-L", "-r", "rules/")
     assert res.returncode == 2
     assert "unknown option" in res.stderr
+
+
+def test_describe_lists_output_fields() -> None:
+    res = falconet("-r", "rules/", "-l", "Kernel module loaded", "-o", "json_output=true")
+    (rule,) = orjson.loads(res.stdout)["rules"]
+    assert rule["details"]["output_fields"] == [
+        "proc.name", "proc.cmdline", "proc.pname", "user.name", "container.id"]

@@ -12,6 +12,8 @@ from typing import Any
 
 from falconet.condition import ast
 from falconet.condition.parser import ConditionSyntaxError, parse
+from falconet.fields import FieldRegistry
+from falconet.ruleset.formats import OutputFormatter
 from falconet.ruleset.model import CompiledList, CompiledMacro, CompiledRule
 
 
@@ -84,7 +86,7 @@ class Describer:
     def __init__(self, rules: list[CompiledRule], macros: list[CompiledMacro],
                  lists: list[CompiledList], *, required_engine_version: str | None = None,
                  required_plugin_versions: list[dict[str, Any]] | None = None,
-                 output_fields: Any = None) -> None:
+                 registry: FieldRegistry | None = None) -> None:
         self.rules = rules
         self.macros = macros
         self.lists = lists
@@ -92,8 +94,14 @@ class Describer:
         self.required_plugin_versions = required_plugin_versions or []
         self._macro_names = {m.name for m in macros}
         self._list_names = {li.name for li in lists}
-        #: callable(rule) -> list of output field names (from the output formatter)
-        self._output_fields = output_fields or (lambda rule: [])
+        self._registry = registry
+
+    def _output_fields(self, rule: CompiledRule) -> list[str]:
+        """The fields of the rule's output, as its formatter tokenizes them."""
+        if self._registry is None:
+            return []
+        formatter = OutputFormatter(rule.output, self._registry.table(rule.source))
+        return [token.text for token in formatter.field_tokens]
 
     def rule_json(self, rule: CompiledRule) -> dict[str, Any]:
         macros, lists = _refs(rule.condition, self._macro_names, self._list_names)
@@ -116,7 +124,7 @@ class Describer:
                 "lists": lists,
                 "condition_operators": ops,
                 "condition_fields": fields,
-                "output_fields": list(self._output_fields(rule)),
+                "output_fields": self._output_fields(rule),
                 "exception_fields": sorted(set(rule.exception_fields)),
                 "exception_names": sorted(set(rule.exception_names)),
                 "exception_operators": sorted(set(rule.exception_operators)),
