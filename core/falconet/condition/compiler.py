@@ -503,6 +503,7 @@ class _Codegen:
         #: cache indices holding their value from the start: the seeds, as plain ``_v<i>``
         #: (not in deep mode, whose helper functions share the ``_c`` list)
         self.assigned = set() if self.deep else {i for i in self.seeds if i is not None}
+        self.seeded = set(self.assigned)  # ``assigned`` changes while code is generated
 
     def _result_name(self, index: int, obj: Any) -> str:
         name = f"_p{index}"
@@ -607,6 +608,16 @@ class _Codegen:
         return f"({test} and {rtest} and {leaf.expr.format(v=v, k=k, r=r)})"
 
     def expr(self, plan: Plan, depth: int) -> str:
+        """Code for a plan. Outside deep mode it also tracks which cached operands are
+        definitely read once this code has run (``assigned``): later references to them are
+        plain locals."""
+        before = set(self.assigned)
+        text = self._expr(plan, depth)
+        if not self.deep:
+            self.assigned = before | self._first_reads(plan)
+        return text
+
+    def _expr(self, plan: Plan, depth: int) -> str:
         if isinstance(plan, Leaf):
             return self.leaf(plan)
         if plan.kind == "true" or (plan.kind == "and" and not plan.children):
@@ -619,8 +630,24 @@ class _Codegen:
             return f"{helper}(e, _c)"
         if plan.kind == "not":
             return f"(not {self.expr(plan.children[0], depth + 1)})"
-        joiner = f" {plan.kind} "
-        return "(" + joiner.join(self.expr(c, depth + 1) for c in plan.children) + ")"
+        parts = []
+        for child in plan.children:  # each child runs after the ones before it began
+            parts.append(self.expr(child, depth + 1))
+            if not self.deep:
+                self.assigned |= self._first_reads(child)
+        return "(" + f" {plan.kind} ".join(parts) + ")"
+
+    def _first_reads(self, plan: Plan) -> set[int]:
+        """Cache indices certainly filled whenever ``plan`` is evaluated: the left-hand side of
+        its leftmost check (and/or/not always evaluate their first child)."""
+        while isinstance(plan, Bool):
+            if not plan.children:
+                return set()
+            plan = plan.children[0]
+        if plan.form == "false":
+            return set()
+        index = self.cached.get(plan.lhs.key)
+        return set() if index is None else {index}
 
     def source(self, mode: str) -> str:
         body: list[str] = []
@@ -632,7 +659,7 @@ class _Codegen:
             lines.append(f"    _c = [_U] * {len(self.cached)}")
             lines += [f"    _c[{c}] = _sd{i}" for i, c in enumerate(self.seeds) if c is not None]
         elif self.cached:
-            names = [f"_v{i}" for i in range(len(self.cached)) if i not in self.assigned]
+            names = [f"_v{i}" for i in range(len(self.cached)) if i not in self.seeded]
             if names:
                 lines.append("    " + " = ".join(names) + " = _U")
             lines += [f"    _v{c} = _sd{i}" for i, c in enumerate(self.seeds) if c is not None]
@@ -658,43 +685,65 @@ class _Codegen:
             self._emit_rules(lines, "_r.append({})")
             lines.append("    return _r")
 
-    def _conjuncts(self, plan: Plan) -> list[str]:
-        """The top-level ``and`` terms of a plan as code (one term for anything else)."""
+    @staticmethod
+    def _terms(plan: Plan) -> list[Plan]:
+        """The top-level ``and`` terms of a plan (the plan itself for anything else)."""
         if isinstance(plan, Bool) and plan.kind in ("and", "true"):
-            return [self.expr(c, 1) for c in plan.children]
-        return [self.expr(plan, 0)]
+            return list(plan.children)
+        return [plan]
 
     def _emit_rules(self, lines: list[str], action: str) -> None:
         """One ``if`` per rule, with the leading terms that consecutive rules share tested once
         (nested ``if``s keep rule order). Rules whose plan is constant false are left out."""
-        items = [
-            (i, self._conjuncts(plan))
-            for i, plan in enumerate(self.plans)
-            if not (isinstance(plan, Bool) and plan.kind == "or" and not plan.children)
-        ]
+        baseline = set(self.assigned)
+        items = []
+        for i, plan in enumerate(self.plans):
+            if isinstance(plan, Bool) and plan.kind == "or" and not plan.children:
+                continue
+            terms = self._terms(plan)
+            keys = []
+            for term in terms:  # context-free text, to find shared prefixes
+                self.assigned = set(baseline)
+                keys.append(self.expr(term, 1))
+            items.append((i, terms, keys))
+        self.assigned = baseline
         self._emit_group(lines, items, action, 1)
 
     def _emit_group(
-        self, lines: list[str], items: list[tuple[int, list[str]]], action: str, depth: int
+        self, lines: list[str], items: list[tuple[int, list[Plan], list[str]]], action: str,
+        depth: int,
     ) -> None:
         pad = "    " * depth
         i = 0
         while i < len(items):
-            index, terms = items[i]
+            index, terms, keys = items[i]
             j = i + 1
-            if terms and depth < _MAX_IF_NESTING:
-                while j < len(items) and items[j][1][:1] == terms[:1]:
+            if keys and depth < _MAX_IF_NESTING:
+                while j < len(items) and items[j][2][:1] == keys[:1]:
                     j += 1
+            before = set(self.assigned)
             if not terms:
                 lines.append(pad + action.format(self.result_names[index]))
             elif j - i == 1:
-                test, act = " and ".join(terms), action.format(self.result_names[index])
-                lines += [f"{pad}if {test}:", f"{pad}    {act}"]
+                test = " and ".join(self._in_sequence(terms))
+                lines += [f"{pad}if {test}:", f"{pad}    {action.format(self.result_names[index])}"]
             else:
-                lines.append(f"{pad}if {terms[0]}:")
-                rest = [(k, t[1:]) for k, t in items[i:j]]
+                lines.append(f"{pad}if {self.expr(terms[0], 1)}:")
+                rest = [(k, t[1:], ks[1:]) for k, t, ks in items[i:j]]
                 self._emit_group(lines, rest, action, depth + 1)
+            # after the statement, only what its first test read is certain
+            self.assigned = before | (self._first_reads(terms[0]) if terms and not self.deep
+                                      else set())
             i = j
+
+    def _in_sequence(self, terms: list[Plan]) -> list[str]:
+        """Code for terms joined by ``and``: each may use what the ones before it read."""
+        texts = []
+        for term in terms:
+            texts.append(self.expr(term, 1))
+            if not self.deep:
+                self.assigned |= self._first_reads(term)
+        return texts
 
 
 def _hashable(obj: Any) -> bool:
