@@ -504,6 +504,9 @@ class _Codegen:
         #: (not in deep mode, whose helper functions share the ``_c`` list)
         self.assigned = set() if self.deep else {i for i in self.seeds if i is not None}
         self.seeded = set(self.assigned)  # ``assigned`` changes while code is generated
+        #: cache indices (and ("doc", i) for documents) that code emitted so far may have filled:
+        #: code is emitted in execution order, so a first reference needs no "already read?" test
+        self.touched: set[Any] = set(self.seeded)
 
     def _result_name(self, index: int, obj: Any) -> str:
         name = f"_p{index}"
@@ -554,6 +557,9 @@ class _Codegen:
         compute = self._compute(op)
         if self.deep:
             return f"(_c[{index}] if _c[{index}] is not _U else _cs(_c, {index}, {compute}))"
+        if index not in self.touched:  # no code before this can have filled it
+            self.touched.add(index)
+            return f"(_v{index} := {compute})"
         return f"(_v{index} if _v{index} is not _U else (_v{index} := {compute}))"
 
     def _compute(self, op: Operand) -> str:
@@ -574,7 +580,11 @@ class _Codegen:
         are scratch names used up inside this expression."""
         index = self.docs.setdefault(id(path.document), len(self.docs))
         docfn = self.name(path.document, "_x")
-        walk = f"(_d{index} if _d{index} is not _U else (_d{index} := {docfn}(e)))"
+        if ("doc", index) in self.touched:
+            walk = f"(_d{index} if _d{index} is not _U else (_d{index} := {docfn}(e)))"
+        else:  # no code before this can have read the document
+            self.touched.add(("doc", index))
+            walk = f"(_d{index} := {docfn}(e))"
         walk = f"{walk}.get({self.name(path.keys[0], '_k')}, _M)"
         for key in path.keys[1:]:
             walk = f"(_w.get({self.name(key, '_k')}, _M) if _ty(_w := {walk}) is _dc else _M)"
@@ -703,10 +713,10 @@ class _Codegen:
             terms = self._terms(plan)
             keys = []
             for term in terms:  # context-free text, to find shared prefixes
-                self.assigned = set(baseline)
+                self.assigned, self.touched = set(baseline), set(self.seeded)
                 keys.append(self.expr(term, 1))
             items.append((i, terms, keys))
-        self.assigned = baseline
+        self.assigned, self.touched = baseline, set(self.seeded)
         self._emit_group(lines, items, action, 1)
 
     def _emit_group(
