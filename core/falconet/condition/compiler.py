@@ -695,6 +695,22 @@ class _Codegen:
             self._emit_rules(lines, "_r.append({})")
             lines.append("    return _r")
 
+    def _cost(self, plan: Plan) -> int:
+        """A rough price of evaluating a term: ``and`` terms are pure, so a rule may test the
+        cheap ones (known or in-place values) before those that call extractors."""
+        total = 0
+        for leaf in _leaves(plan):
+            for op in (leaf.lhs, leaf.rhs):
+                if op is None or op.kind == "const":
+                    continue
+                index = self.cached.get(op.key)
+                if index is not None and index in self.seeded:
+                    continue
+                total += 1 if op.kind == "field" and op.inline is not None else (
+                    2 if op.kind == "field" else 3)
+            total += leaf.form in ("pred", "call", "field")
+        return total
+
     @staticmethod
     def _terms(plan: Plan) -> list[Plan]:
         """The top-level ``and`` terms of a plan (the plan itself for anything else)."""
@@ -710,7 +726,7 @@ class _Codegen:
         for i, plan in enumerate(self.plans):
             if isinstance(plan, Bool) and plan.kind == "or" and not plan.children:
                 continue
-            terms = self._terms(plan)
+            terms = sorted(self._terms(plan), key=self._cost)  # stable: ties keep rule order
             keys = []
             for term in terms:  # context-free text, to find shared prefixes
                 self.assigned, self.touched = set(baseline), set(self.seeded)
