@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from falconet.condition.compiler import Bool, Plan
 from falconet.condition.operators import Leaf
+from falconet.condition.plan import Bool, Plan
 
 TRUE = Bool("and", ())
 FALSE = Bool("or", ())

@@ -19,15 +19,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from falconet.condition.compiler import (
-    OTHER_VALUE,
-    Bool,
-    Plan,
-    build_matcher,
-    seed_key,
-)
+from falconet.condition.compiler import OTHER_VALUE, build_matcher, seed_key
 from falconet.condition.evttypes import pinned_values
-from falconet.condition.operators import Leaf
+from falconet.condition.plan import leaves
 from falconet.fields import Extractor, FieldTable, FieldType
 from falconet.ruleset.model import CompiledRule
 
@@ -48,21 +42,10 @@ def _split_label(label: str) -> tuple[str, str | None]:
     return (name, rest[:-1]) if bracket else (name, None)
 
 
-def _leaves(plan: Plan) -> list[Leaf]:
-    out, stack = [], [plan]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, Bool):
-            stack.extend(node.children)
-        else:
-            out.append(node)
-    return out
-
-
 def _named_constants(rules: Sequence[CompiledRule], key: str) -> frozenset[Any]:
     named: set[Any] = set()
     for rule in rules:
-        for leaf in _leaves(rule.checked.plan):
+        for leaf in leaves(rule.checked.plan):
             if leaf.lhs.key == key and leaf.rhs is None:
                 if leaf.form == "eq":
                     named.add(leaf.const)
