@@ -10,7 +10,8 @@ position of a failed parse and rule authors rely on it.
 
 Fast path: one plain lark parse. Slow path (only on error, or when the text has enough ``(`` to
 possibly reach the recursion limit): an interactive re-parse that keeps the tokens, so that the
-error can be given upstream's message and position, and upstream's recursion depth replayed.
+error can be given upstream's message and position (``parse_errors.py``), and upstream's
+recursion depth replayed (``depth.py``).
 
 Deliberate differences from libsinsp:
 
@@ -33,6 +34,7 @@ from pathlib import Path
 from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
+from falconet.condition import depth
 from falconet.condition.ast import (
     And,
     BinaryCheck,
@@ -50,6 +52,16 @@ from falconet.condition.ast import (
     Value,
 )
 from falconet.condition.escaping import NUL_MESSAGE, EscapeError, NulByteError, unescape_str
+from falconet.condition.parse_errors import (
+    MSG_EMPTY,
+    MSG_FORMAT_START,
+    MSG_RPAREN,
+    ConditionSyntaxError,
+    pos_at,
+    syntax_error,
+    token_end,
+    token_start,
+)
 
 __all__ = [
     "FORMAT_MAX_DEPTH",
@@ -63,74 +75,6 @@ MAX_DEPTH = 1000
 """libsinsp master's recursion limit as Falco's rule compiler sets it (``set_max_depth(1000)``)."""
 FORMAT_MAX_DEPTH = 100
 """The parser's default limit, which output formats get (the event formatter never raises it)."""
-
-_CHECK_OPERATORS = (
-    "exists",
-    "<=",
-    "<",
-    ">=",
-    ">",
-    "==",
-    "=",
-    "!=",
-    "glob",
-    "iglob",
-    "contains",
-    "icontains",
-    "bcontains",
-    "startswith",
-    "bstartswith",
-    "endswith",
-    "regex",
-    "intersects",
-    "in",
-    "pmatch",
-)
-_TRANSFORMERS = ("val", "tolower", "toupper", "b64", "basename", "len", "join", "concat", "getopt")
-
-
-def _listed(items: tuple[str, ...]) -> str:
-    return ", ".join(f"'{item}'" for item in items)
-
-
-MSG_EMPTY = "filter input string is empty"
-MSG_CHECK = "expected a '(' token, a field check, or an identifier"
-MSG_RPAREN = "expected a ')' token"
-MSG_OPERATOR = "expected a valid check operator: one of " + _listed(_CHECK_OPERATORS)
-MSG_NUM_VALUE = "expected a number value or a field with a valid transformer: " + _listed(
-    _TRANSFORMERS
-)
-MSG_STR_VALUE = "expected a string value or a field with a valid transformer: " + _listed(
-    _TRANSFORMERS
-)
-MSG_LIST_VALUE = "expected a list, an identifier, or a field with a valid transformer: " + _listed(
-    _TRANSFORMERS
-)
-MSG_MOD_LIST = "expected a list or an identifier"
-MSG_LIST_ITEM = "expected a string value"
-MSG_FIELD_ARG = "expected a valid field argument: a quoted string or a bare string"
-MSG_FIELD_ARG_END = "expected a ']' token"
-MSG_TRANSFORMER_ARG = (
-    "expected field transformer argument: "
-    "field, transformer, quoted string, number, or transformer list"
-)
-MSG_TRANSFORMER_END = "expected a ')' token closing the transformer"
-MSG_TLIST_ARG = "expected transformer list argument: field, transformer, quoted string, or number"
-MSG_TLIST_END = "expected ')'"
-MSG_VAL_FIELD = "expected a field within 'val' transformer"
-MSG_FORMAT_START = "unexpected token after '"
-
-
-class ConditionSyntaxError(Exception):
-    """A condition that libsinsp would reject while parsing.
-
-    ``message`` is upstream's text (without position); ``pos`` is where upstream's cursor was.
-    """
-
-    def __init__(self, message: str, pos: Pos) -> None:
-        super().__init__(message)
-        self.message = message
-        self.pos = pos
 
 
 def parse(text: str) -> Expr:
@@ -184,7 +128,7 @@ _tls = threading.local()  # the original text while lark reads a copy with "\r" 
 
 def _raw(tok: Token) -> str:
     original = getattr(_tls, "original", None)
-    return str(tok) if original is None else original[_start(tok) : _end(tok)]
+    return str(tok) if original is None else original[token_start(tok) : token_end(tok)]
 
 
 def _unquote(quoted: str, error_idx: int) -> str | _BadToken:
@@ -207,14 +151,6 @@ def _pos(tok: Token) -> Pos:
 
 def _end_pos(tok: Token) -> Pos:
     return Pos(tok.end_pos, tok.end_line, tok.end_column)  # type: ignore[arg-type]
-
-
-def _start(tok: Token) -> int:
-    return tok.start_pos  # type: ignore[return-value]
-
-
-def _end(tok: Token) -> int:
-    return tok.end_pos  # type: ignore[return-value]
 
 
 def _text(tok: Token) -> str:
@@ -247,23 +183,23 @@ class _Builder:
 
     # -- token callbacks (terminal names), run when the token is shifted --
     def QUOTED(self, tok: Token) -> Token:
-        tok.value = _unquote(_raw(tok), _end(tok))
+        tok.value = _unquote(_raw(tok), token_end(tok))
         return tok
 
     def FIRST_QUOTED(self, tok: Token) -> Token:
         # upstream swallows the first item's error, then needs ")" right after the quote
-        value = _unquote(_raw(tok), _end(tok))
-        tok.value = _BadToken(MSG_RPAREN, _end(tok)) if _failed_first_item(value) else value
+        value = _unquote(_raw(tok), token_end(tok))
+        tok.value = _BadToken(MSG_RPAREN, token_end(tok)) if _failed_first_item(value) else value
         return tok
 
     def FIRST_QUOTED_CLOSE(self, tok: Token) -> Token:
-        value = _unquote(_raw(tok), _end(tok))
+        value = _unquote(_raw(tok), token_end(tok))
         tok.value = _SWALLOWED if _failed_first_item(value) else value
         return tok
 
     def FIELDARG(self, tok: Token) -> Token:
         inner = _raw(tok)[1:-1]
-        tok.value = _unquote(inner, _end(tok) - 1) if inner[0] in "\"'" else inner
+        tok.value = _unquote(inner, token_end(tok) - 1) if inner[0] in "\"'" else inner
         return tok
 
     # -- rule callbacks --
@@ -424,7 +360,7 @@ def _parse_condition(text: str) -> Expr:
             except (UnexpectedInput, _Retry):
                 pass
         run = _Run(text, lark_text, "start")
-        return run.outcome(MAX_DEPTH, _DepthReplay.CONDITION)  # type: ignore[return-value]
+        return run.outcome(MAX_DEPTH, depth.CONDITION)  # type: ignore[return-value]
     finally:
         _tls.original = None
 
@@ -450,8 +386,8 @@ def _parse_format_token(text: str, start: int) -> tuple[Field | Transformer, int
     lark_sub = _enter(sub)
     try:
         run = _Run(sub, lark_sub, "fot")
-        node = run.outcome(FORMAT_MAX_DEPTH, _DepthReplay.FORMAT)
-        return node, start + _end(run.tokens[-1])  # type: ignore[return-value]
+        node = run.outcome(FORMAT_MAX_DEPTH, depth.FORMAT)
+        return node, start + token_end(run.tokens[-1])  # type: ignore[return-value]
     finally:
         _tls.original = None
 
@@ -459,7 +395,7 @@ def _parse_format_token(text: str, start: int) -> tuple[Field | Transformer, int
 def _reject_nul(text: str) -> None:
     nul = text.find("\0")
     if nul >= 0:  # upstream's C strings end there; its value parser rejects NUL bytes
-        raise ConditionSyntaxError(NUL_MESSAGE, _pos_at(text, nul))
+        raise ConditionSyntaxError(NUL_MESSAGE, pos_at(text, nul))
 
 
 def _enter(text: str) -> str:
@@ -469,12 +405,6 @@ def _enter(text: str) -> str:
         return text
     _tls.original = text
     return text.replace("\r", "\n")
-
-
-def _pos_at(text: str, idx: int) -> Pos:
-    head = text[:idx]
-    last = max(head.rfind("\n"), head.rfind("\r"))
-    return Pos(idx, 1 + head.count("\n") + head.count("\r"), idx - last)
 
 
 class _Run:
@@ -500,7 +430,7 @@ class _Run:
         except UnexpectedToken as exc:
             if self.tokens and exc.token is self.tokens[-1]:
                 self.tokens.pop()  # lexed, but refused by the parser
-            self._stop(len(text) if exc.token.type == "$END" else _start(exc.token))
+            self._stop(len(text) if exc.token.type == "$END" else token_start(exc.token))
         except UnexpectedCharacters as exc:
             self._stop(exc.pos_in_stream)
 
@@ -511,7 +441,7 @@ class _Run:
                 unquote(tok)
             value = tok.value
             if value.__class__ is _BadToken:
-                error = ConditionSyntaxError(value.message, _pos_at(self.text, value.idx))
+                error = ConditionSyntaxError(value.message, pos_at(self.text, value.idx))
                 if value.value is None:  # upstream unescapes while lexing
                     self.escape_error = error
                     self.failed_at = value.idx
@@ -529,7 +459,7 @@ class _Run:
         accepts = self.ip.accepts() if self.start == "fot" and self.tokens else set()
         if "$END" in accepts:
             touching = at is not None and self.text.startswith("[", at)
-            if not (touching and _end(self.tokens[-1]) == at and "FIELDARG" in accepts):
+            if not (touching and token_end(self.tokens[-1]) == at and "FIELDARG" in accepts):
                 self.result = self.ip.feed_eof()
                 return
         self.failed_at = len(self.text) if at is None else at
@@ -537,332 +467,13 @@ class _Run:
     def outcome(self, limit: int, mode: str) -> object:
         """The AST, or upstream's error: the depth limit if it is hit before the failure."""
         end = len(self.text) if self.failed_at is None else self.failed_at
-        _check_depth(self.text, self.tokens, end, limit, mode)
+        depth.check_depth(self.text, self.tokens, end, limit, mode)
         if self.escape_error is not None:
             raise self.escape_error
         if self.failed_at is not None:
             if self.start == "fot" and not self.tokens:
                 raise ConditionSyntaxError(MSG_FORMAT_START, Pos())
-            raise _syntax_error(self.text, self.tokens, self.ip.accepts(), self.failed_at)
+            raise syntax_error(self.text, self.tokens, self.ip.accepts(), self.failed_at)
         if self.nul_error is not None:
             raise self.nul_error
         return self.result
-
-
-# ---- upstream's error messages ----
-
-_QUOTED_RE = re.compile(r""""(?:[^"\x00]|(?<=\\)")*(?<!\\)"|'(?:[^'\x00]|(?<=\\)')*(?<!\\)'""")
-_FIELD_ARG_BARE_RE = re.compile(r"[^\[\]\"' \t\n\x0b\x0c\r]+")
-_BLANKS_RE = re.compile(r"[ \t\x08\r\n]*")
-_OPENERS = frozenset(
-    (
-        "LPAR",
-        "LIST_LPAR",
-        "TLIST_LPAR",
-        "TRANSFORMER_OPEN",
-        "VAL_OPEN",
-        "NOT_P",
-        "NOTS_P",
-        "_AND_P",
-        "_OR_P",
-    )
-)
-
-
-def _syntax_error(
-    text: str, tokens: list[Token], accepts: set[str], at: int
-) -> ConditionSyntaxError:
-    """Upstream's message for a parse that cannot go on at ``at``, from what could go on there."""
-
-    def error(message: str, idx: int = at) -> ConditionSyntaxError:
-        return ConditionSyntaxError(message, _pos_at(text, idx))
-
-    prev = tokens[-1] if tokens else None
-    touching = prev is not None and _end(prev) == at and text.startswith("[", at)
-    if touching and "FIELDARG" in accepts:  # "[" right after a field: a bad argument
-        return _field_arg_error(text, at)
-    if "_OR_B" in accepts:  # after a complete check: "and"/"or", ")" or the end
-        if "_AND_B" in accepts and text.startswith("and", at):
-            return error("expected blank or '(' after 'and'", at + 3)
-        if text.startswith("or", at):
-            return error("expected blank or '(' after 'or'", at + 2)
-        if "_RPAR" in accepts:
-            return error(MSG_RPAREN)
-        message = f"unexpected token after '{_last_token_text(prev)}', expecting 'or', 'and'"
-        return error(message.partition("\0")[0])  # upstream's message is a C string
-    return error(_context_message(accepts, tokens))
-
-
-def _context_message(accepts: set[str], tokens: list[Token]) -> str:
-    """Which upstream function failed, told apart by the terminals it could have taken."""
-    if "LPAR" in accepts:  # only where a check may start
-        return MSG_CHECK
-    if "EXISTS" in accepts:
-        return MSG_OPERATOR
-    if "MODIFIER" in accepts:
-        return MSG_STR_VALUE
-    if "LIST_LPAR" in accepts:
-        return MSG_LIST_VALUE if "VAL_OPEN" in accepts else MSG_MOD_LIST
-    if "VAL_OPEN" in accepts:
-        return MSG_NUM_VALUE
-    if "FIRST_QUOTED" in accepts:  # upstream swallows the first item's error, then wants ")"
-        return MSG_RPAREN
-    if "TLIST_LPAR" in accepts:
-        return MSG_TRANSFORMER_ARG
-    if "FIELDNAME" in accepts:
-        return MSG_TLIST_ARG if "HEXNUM" in accepts else MSG_VAL_FIELD
-    if "BARESTR" in accepts:
-        return MSG_LIST_ITEM
-    opener = _innermost_opener(tokens)  # "," or ")" expected: whose ")"?
-    if opener == "LIST_LPAR":
-        return MSG_RPAREN
-    if opener == "TLIST_LPAR":
-        return MSG_TLIST_END
-    return MSG_TRANSFORMER_END
-
-
-def _innermost_opener(tokens: list[Token]) -> str | None:
-    stack: list[str] = []
-    for tok in tokens:
-        if tok.type in _OPENERS:
-            stack.append(tok.type)
-        elif tok.type == "_RPAR" and stack:
-            stack.pop()
-    return stack[-1] if stack else None
-
-
-def _last_token_text(tok: Token | None) -> str:
-    """Upstream's ``m_last_token``: the last lexed token, quoted strings already unescaped."""
-    if tok is None:
-        return ""
-    if tok.type in ("FIELDARG", "LIST_LITERAL"):
-        return "]" if tok.type == "FIELDARG" else ")"
-    value = tok.value
-    return value if value.__class__ is str else str(tok)
-
-
-def _field_arg_error(text: str, at: int) -> ConditionSyntaxError:
-    """Why ``[`` at ``at`` does not start a valid field argument (no blanks are skipped)."""
-    inner = at + 1
-    quoted = _QUOTED_RE.match(text, inner)
-    if quoted is not None:
-        try:
-            unescape_str(quoted.group()[1:-1], quoted.group()[0])
-        except NulByteError:
-            pass  # upstream's parser takes it; the missing "]" is the error
-        except EscapeError as exc:
-            return ConditionSyntaxError(exc.message, _pos_at(text, quoted.end()))
-        return ConditionSyntaxError(MSG_FIELD_ARG_END, _pos_at(text, quoted.end()))
-    bare = _FIELD_ARG_BARE_RE.match(text, inner)
-    if bare is None:
-        return ConditionSyntaxError(MSG_FIELD_ARG, _pos_at(text, inner))
-    return ConditionSyntaxError(MSG_FIELD_ARG_END, _pos_at(text, bare.end()))
-
-
-# ---- upstream's recursion depth ----
-
-
-class _DepthExceeded(Exception):
-    def __init__(self, idx: int) -> None:
-        self.idx = idx
-
-
-def _check_depth(text: str, tokens: list[Token], end: int, limit: int, mode: str) -> None:
-    """Raise upstream's max-depth error if its recursive descent would reach ``limit`` before
-    ``end`` (where parsing stopped): the depth that counts is upstream's call depth, which
-    depends on the spelling ("and(" nests less than "and ("), not on the AST."""
-    try:
-        _DepthReplay(limit, tokens, end, mode).run()
-    except _DepthExceeded as exc:
-        if exc.idx <= end:
-            message = f"exceeded max depth limit of {limit}"
-            raise ConditionSyntaxError(message, _pos_at(text, exc.idx)) from None
-    except _FirstItemSwallowed as exc:
-        if exc.idx <= end:
-            raise ConditionSyntaxError(MSG_RPAREN, _pos_at(text, exc.idx)) from None
-
-
-class _FirstItemSwallowed(Exception):
-    """Upstream catches the depth error of a list's first item, then needs ")" there."""
-
-    def __init__(self, idx: int) -> None:
-        self.idx = idx
-
-
-# the depth of parse_embedded_remainder, relative to parse_or, for each way to open a "("
-_EMBEDDED = {"NOT_P": 3, "NOTS_P": 3, "LPAR": 4, "_AND_P": 2, "_OR_P": 1}
-
-
-class _DepthReplay:
-    """Replays which depth-guarded upstream function is entered at which cursor position.
-
-    Frames: ``expr`` (base = depth of parse_or), ``check`` (base = parse_check; ``rhs`` once
-    the operator is read), ``tr`` (parse_field_or_transformer_remainder), ``tlist`` (the
-    argument holding a transformer list), ``list`` (parse_list_value*), ``val`` (the try_parse
-    call), ``fot`` (parse_field_or_transformer).
-    """
-
-    CONDITION = "condition"
-    FORMAT = "format"
-
-    def __init__(self, limit: int, tokens: list[Token], end: int, mode: str) -> None:
-        self.limit = limit
-        self.tokens = tokens
-        self.end = end
-        self.mode = mode
-        self.stack: list[list] = []  # [kind, base, rhs]
-        self.prev_end = 0
-
-    def run(self) -> None:
-        tokens = self.tokens
-        first = tokens[0] if tokens else None
-        first_at = _start(first) if first else self.end
-        if self.mode == self.FORMAT:
-            self.enter(1, 0)
-            self.stack.append(["fot", 1, False])
-        else:
-            self.enter(1, 0)  # parse_or at the very start, before any blank
-            self.stack.append(["expr", 1, False])
-            self.enter(2, first_at)
-            self.operand(1, first_at, first.type if first else None)
-        for i, tok in enumerate(tokens):
-            nxt = tokens[i + 1] if i + 1 < len(tokens) else None
-            at = _start(nxt) if nxt else self.end
-            if self.stack:
-                self.step(tok, at, nxt.type if nxt else None)
-            self.prev_end = _end(tok)
-
-    def enter(self, depth: int, idx: int) -> None:
-        if depth >= self.limit:
-            raise _DepthExceeded(idx)
-
-    def operand(self, e: int, at: int, typ: str | None) -> None:
-        """parse_not, then parse_check unless "not " / "not(" come first."""
-        self.enter(e + 2, at)
-        if typ not in ("NOTS", "NOT_P", "NOTS_P"):
-            self.enter(e + 3, at)
-
-    def first_item(self, depth: int, at: int, empty: bool) -> None:
-        """Upstream catches the first list item's errors, the depth error included."""
-        if depth >= self.limit and not empty:
-            raise _FirstItemSwallowed(at)  # (with ")" next, upstream just goes on)
-
-    def open_expr(self, e: int, at: int, typ: str | None) -> None:
-        self.stack.append(["expr", e, False])
-        self.enter(e, at)
-        self.enter(e + 1, at)
-        self.operand(e, at, typ)
-
-    def open_transformer(self, r: int, at: int) -> None:
-        self.enter(r, at)
-        self.stack.append(["tr", r, False])
-        self.enter(r + 1, at)  # first argument, after the blanks
-
-    def done(self) -> None:
-        """Pop a finished frame; a finished right-hand side also finishes its check."""
-        self.stack.pop()
-        if self.stack and self.stack[-1][0] == "check" and self.stack[-1][2]:
-            self.stack.pop()
-
-    def step(self, tok: Token, at: int, nxt: str | None) -> None:
-        frame = self.stack[-1]
-        getattr(self, "step_" + frame[0])(frame, tok, at, nxt)
-
-    def step_expr(self, frame: list, tok: Token, at: int, nxt: str | None) -> None:
-        e, typ, end = frame[1], tok.type, _end(tok)
-        if typ == "NOTS":
-            self.enter(e + 3, end)  # parse_check, right after the "not " run
-        elif typ in _EMBEDDED:
-            embedded = _EMBEDDED[typ]
-            self.enter(e + embedded, end)
-            self.open_expr(e + embedded + 1, at, nxt)
-        elif typ == "_AND_B":
-            self.operand(e, at, nxt)
-        elif typ == "_OR_B":
-            self.enter(e + 1, at)
-            self.operand(e, at, nxt)
-        elif typ == "_RPAR":
-            self.stack.pop()
-        elif typ == "FIELDNAME":
-            self.enter(e + 4, end)
-            self.stack.append(["check", e + 3, False])
-        elif typ == "TRANSFORMER_OPEN":
-            self.stack.append(["check", e + 3, False])
-            self.open_transformer(e + 4, at)
-
-    def step_check(self, frame: list, tok: Token, at: int, nxt: str | None) -> None:
-        c, typ, end = frame[1], tok.type, _end(tok)
-        if typ == "FIELDARG":
-            return
-        if not frame[2]:  # the operator
-            self.enter(c + 1, self.prev_end)  # parse_condition
-            frame[2] = True
-            if typ == "EXISTS":
-                self.stack.pop()
-            elif typ == "NUM_OP":
-                self.enter(c + 2, end)
-                self.enter(c + 3, at)  # try_parse_transformer_or_val
-            elif typ == "STR_OP" and nxt != "MODIFIER":
-                self.enter(c + 2, at)
-                self.enter(c + 3, at)
-            elif typ == "LIST_OP":
-                self.enter(c + 2, end)
-                if nxt not in ("LIST_LPAR", "LIST_LITERAL"):
-                    self.enter(c + 3, at)
-        elif typ == "MODIFIER":
-            self.enter(c + 2, at)  # parse_list_value
-        elif typ == "LIST_LPAR":
-            self.stack.append(["list", c + 2, False])
-            self.first_item(c + 3, at, nxt == "_RPAR")
-        elif typ == "LIST_LITERAL":
-            first = _BLANKS_RE.match(tok, 1).end()  # type: ignore[union-attr]  # "*" always matches
-            self.first_item(c + 3, _start(tok) + first, tok[first] == ")")
-            self.stack.pop()
-        elif typ == "VAL_OPEN":
-            self.stack.append(["val", c + 3, False])
-        elif typ == "TRANSFORMER_OPEN":
-            self.open_transformer(c + 4, at)
-        else:
-            self.stack.pop()  # a plain value ends the check
-
-    def step_list(self, frame: list, tok: Token, at: int, nxt: str | None) -> None:
-        if tok.type == "COMMA":
-            self.enter(frame[1] + 1, _end(tok))
-        elif tok.type == "_RPAR":
-            self.done()
-
-    def step_val(self, frame: list, tok: Token, at: int, nxt: str | None) -> None:
-        if tok.type == "FIELDNAME":
-            self.enter(frame[1] + 1, _end(tok))
-        elif tok.type == "_RPAR":
-            self.done()
-
-    def step_tr(self, frame: list, tok: Token, at: int, nxt: str | None) -> None:
-        r, typ = frame[1], tok.type
-        if typ == "COMMA":
-            self.enter(r + 1, _end(tok))
-        elif typ == "FIELDNAME":
-            self.enter(r + 2, _end(tok))
-        elif typ == "TRANSFORMER_OPEN":  # nested: entered before the blanks are skipped
-            self.enter(r + 2, _end(tok))
-            self.stack.append(["tr", r + 2, False])
-            self.enter(r + 3, at)
-        elif typ == "TLIST_LPAR":
-            self.stack.append(["tlist", r + 1, False])
-        elif typ == "_RPAR":
-            self.done()
-
-    def step_tlist(self, frame: list, tok: Token, at: int, nxt: str | None) -> None:
-        a, typ = frame[1], tok.type
-        if typ == "FIELDNAME":
-            self.enter(a + 1, _end(tok))
-        elif typ == "TRANSFORMER_OPEN":
-            self.open_transformer(a + 1, at)
-        elif typ == "_RPAR":
-            self.stack.pop()
-
-    def step_fot(self, frame: list, tok: Token, at: int, nxt: str | None) -> None:
-        if tok.type == "FIELDNAME":
-            self.enter(2, _end(tok))
-        elif tok.type == "TRANSFORMER_OPEN":
-            self.open_transformer(2, at)
