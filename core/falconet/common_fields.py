@@ -22,12 +22,19 @@ import re
 import socket
 import time
 from collections.abc import Callable
-from types import MappingProxyType
 from typing import Any
 
 import orjson
 
-from falconet.fields import ArgKind, Extractor, FieldSpec, FieldTable, FieldType, InlinePath
+from falconet.fields import (
+    NO_DOCUMENT,
+    ArgKind,
+    Extractor,
+    FieldSpec,
+    FieldTable,
+    FieldType,
+    InlinePath,
+)
 
 _NS = 1_000_000_000
 _JSON_OPEN = (0x7B, 0x5B)  # payloads must start with "{" or "[" (upstream's sanity check)
@@ -224,20 +231,18 @@ def parse_json_pointer(arg: str) -> tuple[tuple[str, int | None], ...]:
     return tuple(steps)
 
 
-_NOT_OBJECT: Any = MappingProxyType({})
-
-
 def json_object(event: Any) -> Any:
-    """The payload when it is a JSON object, else an empty mapping (``InlinePath.document``).
-    ``json_document`` written out: it runs for nearly every event."""
+    """The payload when it is a JSON object, else ``NO_DOCUMENT`` (``InlinePath.document`` of
+    the json fields and of plugin fields over JSON objects). ``json_document`` written out: it
+    runs for nearly every event."""
     raw = event.raw
     if raw is not None and not (raw and raw[0] == 0x7B):  # "{"
-        return _NOT_OBJECT
+        return NO_DOCUMENT
     try:
         doc = event.payload
     except ValueError:  # orjson.JSONDecodeError
-        return _NOT_OBJECT
-    return doc if type(doc) is dict else _NOT_OBJECT
+        return NO_DOCUMENT
+    return doc if type(doc) is dict else NO_DOCUMENT
 
 
 def _inline_json_value(arg: str | None) -> InlinePath | None:

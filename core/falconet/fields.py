@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 Extractor = Callable[[Any], Any]
@@ -87,19 +88,25 @@ class ArgKind(StrEnum):
     ANY = "any"  # optional, numeric or string (schema-only fields whose kind is unknown)
 
 
+#: What an ``InlinePath.document`` function returns when it has no document for the event.
+NO_DOCUMENT: Any = MappingProxyType({})
+
+
 @dataclass(frozen=True, slots=True)
 class InlinePath:
     """A JSON path the condition compiler may read in place, instead of calling the extractor.
 
-    Contract (tests compare it with the extractor): ``document(event)`` returns the mapping the
-    path starts from (an empty one when the field is absent from the whole event) and never
-    raises. Walking ``keys`` through nested dicts, a missing key or a non-dict on the way means
-    the field is absent; a ``str`` at the end is the field's value; any other value at the end is
-    left to the extractor, which renders it.
+    Contract (tests compare it with the extractor): ``document(event)`` returns the dict the path
+    starts from, or ``NO_DOCUMENT`` (then the extractor decides), and never raises. When the
+    document lacks the key ``requires``, the field is absent. Walking ``keys`` through nested
+    dicts, a missing key or a non-dict on the way means the field is absent; a ``str`` at the end
+    is the field's value; any other value at the end is left to the extractor, which renders it.
+    Fields of one source should share their document function: it is called once per event.
     """
 
     document: Callable[[Any], Any]
     keys: tuple[str, ...]
+    requires: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ SYSCALL = REG.table("syscall")
 
 # Every name generated code may use: generated identifiers and the fixed helper table.
 _ALLOWED_NAME = re.compile(
-    r"^(e|_m|_U|_M|_lw|_cs|_c|_r|_t|_s|_sd|_w|_y|_ty|_dc|_st|_[xfkvhpd][0-9]+)$"
+    r"^(e|_m|_U|_M|_ND|_lw|_cs|_c|_r|_t|_s|_sd|_w|_y|_ty|_dc|_st|_[xfkvhpd][0-9]+)$"
 )
 
 HOSTILE = [
@@ -174,7 +174,8 @@ def test_generated_code_has_no_builtins() -> None:
     assert match.__globals__["__builtins__"] == {}
     helpers = {"_ty": type, "_dc": dict, "_st": str}  # the only builtins it can reach
     assert all(match.__globals__[k] is v for k, v in helpers.items())
-    assert set(match.__globals__) <= {"__builtins__", "_U", "_lw", "_cs", "_m", "_M", *helpers} | {
+    assert set(match.__globals__) <= {"__builtins__", "_U", "_lw", "_cs", "_m", "_M", "_ND",
+                                      *helpers} | {
         k for k in match.__globals__ if re.match(r"^_[xfkh][0-9]+$", k)
     }
 

@@ -22,7 +22,7 @@ from falconet.condition.operators import Leaf
 from falconet.condition.plan import Bool, Plan, leaves
 from falconet.condition.transformers import Operand, standalone_extractor
 from falconet.condition.values import ascii_lower
-from falconet.fields import FieldSpec, InlinePath
+from falconet.fields import NO_DOCUMENT, FieldSpec, InlinePath
 
 _UNSET = object()  # "not extracted yet"; never a field value
 _MAX_BOOL_DEPTH = 32  # boolean nesting per generated function (Python's parser allows ~200 parens)
@@ -74,6 +74,7 @@ class _Codegen:
             "_dc": dict,
             "_st": str,
             "_M": _ABSENT,
+            "_ND": NO_DOCUMENT,
         }
         self.docs: dict[int, int] = {}  # id(InlinePath.document) -> index of its _d local
         #: what a match of plan i reports: ``i`` itself, or the generated name of results[i]
@@ -173,19 +174,24 @@ class _Codegen:
 
     def inline(self, path: InlinePath, fallback: str) -> str:
         """Read a JSON field in place (``fields.InlinePath``): a string is the value, a missing
-        key is absent, anything else goes to ``fallback`` (the extractor call). ``_w``/``_y``
-        are scratch names used up inside this expression."""
+        key is absent, anything else (or no document) goes to ``fallback`` (the extractor
+        call). ``_w``/``_y`` are scratch names used up inside this expression."""
         index = self.docs.setdefault(id(path.document), len(self.docs))
         docfn = self.name(path.document, "_x")
+        doc, var = f"(_d{index} := {docfn}(e))", f"_d{index}"
         if ("doc", index) in self.touched:
-            walk = f"(_d{index} if _d{index} is not _U else (_d{index} := {docfn}(e)))"
-        else:  # no code before this can have read the document
-            self.touched.add(("doc", index))
-            walk = f"(_d{index} := {docfn}(e))"
-        walk = f"{walk}.get({self.name(path.keys[0], '_k')}, _M)"
+            doc = f"({var} if {var} is not _U else {doc})"
+        self.touched.add(("doc", index))
+        first_key = self.name(path.keys[0], "_k")
+        if path.requires is None:
+            walk = f"{doc}.get({first_key}, _M)"
+        else:  # the test reads the document first, so the walk can use the local
+            walk = f"({var}.get({first_key}, _M) if {self.name(path.requires, '_k')} in {doc} "\
+                   "else _M)"
         for key in path.keys[1:]:
             walk = f"(_w.get({self.name(key, '_k')}, _M) if _ty(_w := {walk}) is _dc else _M)"
-        return f"(_y if _ty(_y := {walk}) is _st else (None if _y is _M else {fallback}))"
+        absent = f"(None if _y is _M and {var} is not _ND else {fallback})"
+        return f"(_y if _ty(_y := {walk}) is _st else {absent})"
 
     def bind(self, op: Operand, temp: str) -> tuple[str, str]:
         """(expression testing presence, name of the present value)."""

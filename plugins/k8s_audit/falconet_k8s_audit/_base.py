@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from types import MappingProxyType
 from typing import Any
 
 import orjson
 
+from falconet.common_fields import json_object
 from falconet.fields import ArgKind, Extractor, FieldSpec, FieldType, InlinePath
 
 MISSING: Any = object()
@@ -175,7 +175,9 @@ def spec(
     plain scalar field, which the condition compiler may then read in place."""
     inline = None
     if path is not None:
-        fast = InlinePath(audit_object, path)
+        # The json fields' document, guarded by auditID: one document read per event serves
+        # both; an event json_object refuses goes to the extractor (see InlinePath).
+        fast = InlinePath(json_object, path, requires="auditID")
         inline = functools.partial(_same_path, fast)
     return FieldSpec(name, FieldType.CHARBUF, is_list, arg, desc, make_extractor=make,
                      inline=inline)
@@ -183,19 +185,6 @@ def spec(
 
 def _same_path(path: InlinePath, arg: str | None) -> InlinePath:
     return path
-
-
-_NOT_AUDIT: Any = MappingProxyType({})
-
-
-def audit_object(event: Any) -> Any:
-    """The audit document, or an empty mapping for events that are not audit events
-    (``audit_doc`` written out: it runs for nearly every event)."""
-    try:
-        doc = event.payload
-    except ValueError:
-        return _NOT_AUDIT
-    return doc if type(doc) is dict and "auditID" in doc else _NOT_AUDIT
 
 
 def indexed(
