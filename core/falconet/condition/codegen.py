@@ -62,7 +62,7 @@ class _Codegen:
 
     def __init__(
         self, plans: Sequence[Plan], seed_keys: Sequence[str] = (),
-        results: Sequence[Any] | None = None,
+        results: Sequence[Any] | None = None, document: Callable[[Any], Any] | None = None,
     ) -> None:
         self.plans = plans
         self.ns: dict[str, Any] = {
@@ -77,6 +77,10 @@ class _Codegen:
             "_ND": NO_DOCUMENT,
         }
         self.docs: dict[int, int] = {}  # id(InlinePath.document) -> index of its _d local
+        #: a document the caller passes in (argument ``_dd``), already read: local ``_d0``
+        self.document_given = document is not None
+        if document is not None:
+            self.docs[id(document)] = 0
         #: what a match of plan i reports: ``i`` itself, or the generated name of results[i]
         self.result_names = [str(i) for i in range(len(plans))] if results is None else [
             self._result_name(i, r) for i, r in enumerate(results)
@@ -179,7 +183,9 @@ class _Codegen:
         index = self.docs.setdefault(id(path.document), len(self.docs))
         docfn = self.name(path.document, "_x")
         doc, var = f"(_d{index} := {docfn}(e))", f"_d{index}"
-        if ("doc", index) in self.touched:
+        if self.document_given and index == 0:
+            doc = var
+        elif ("doc", index) in self.touched:
             doc = f"({var} if {var} is not _U else {doc})"
         self.touched.add(("doc", index))
         first_key = self.name(path.keys[0], "_k")
@@ -265,9 +271,13 @@ class _Codegen:
     def source(self, mode: str) -> str:
         body: list[str] = []
         self._emit_body(body, mode)
-        lines = ["def _m(" + ", ".join(["e", *(f"_sd{i}" for i in range(len(self.seeds)))]) + "):"]
-        if self.docs:
-            lines.append("    " + " = ".join(f"_d{i}" for i in range(len(self.docs))) + " = _U")
+        args = ["e", *(f"_sd{i}" for i in range(len(self.seeds)))]
+        lines = ["def _m(" + ", ".join([*args, "_dd"] if self.document_given else args) + "):"]
+        if self.document_given:
+            lines.append("    _d0 = _dd")
+        unread = [f"_d{i}" for i in range(self.document_given, len(self.docs))]
+        if unread:
+            lines.append("    " + " = ".join(unread) + " = _U")
         if self.deep:
             lines.append(f"    _c = [_U] * {len(self.cached)}")
             lines += [f"    _c[{c}] = _sd{i}" for i, c in enumerate(self.seeds) if c is not None]
@@ -399,9 +409,9 @@ def _op_depth(op: Operand) -> int:
 
 def generate(
     plans: Sequence[Plan], mode: str, seed_keys: Sequence[str] = (),
-    results: Sequence[Any] | None = None,
+    results: Sequence[Any] | None = None, document: Callable[[Any], Any] | None = None,
 ) -> Callable[..., Any]:
-    gen = _Codegen(plans, seed_keys, results)
+    gen = _Codegen(plans, seed_keys, results, document)
     src = gen.source(mode)
     code = compile(src, "<falconet-condition>", "exec")
     exec(code, gen.ns)  # the namespace holds only generated names bound to prebuilt objects

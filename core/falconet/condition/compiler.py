@@ -420,6 +420,7 @@ def build_matcher(
     first_match: bool,
     seeds: Sequence[tuple[str, Any]] = (),
     results: Sequence[Any] | None = None,
+    document: Callable[[Any], Any] | None = None,
 ) -> Callable[..., list[Any]]:
     """One generated function evaluating ``conditions`` in order on an event: the indices of
     those that matched (with ``first_match``, at most the first one), or with ``results`` the
@@ -430,13 +431,15 @@ def build_matcher(
     ``matcher(event, v0, v1, ...)``, and does not extract them again. A seed value other than
     ``UNKNOWN_VALUE`` is what every event reaching this matcher has (``OTHER_VALUE``: a value no
     rule compares the field with), so checks of it against constants are decided at build time.
+    With ``document`` (an ``InlinePath.document`` function), the function takes that document,
+    already read by the caller, as its last argument.
     """
     mode = "first" if first_match else "all"
     plans = [c.plan for c in conditions]
     for key, value in seeds:
         if value is not UNKNOWN_VALUE:
             plans = [specialize(p, key, value) for p in plans]
-    return generate(plans, mode, [key for key, _value in seeds], results)
+    return generate(plans, mode, [key for key, _value in seeds], results, document)
 
 
 def compile_predicate(condition: CheckedCondition) -> Callable[[Any], bool]:

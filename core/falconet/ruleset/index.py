@@ -22,16 +22,18 @@ from typing import Any
 from falconet.condition.compiler import OTHER_VALUE, build_matcher, seed_key
 from falconet.condition.evttypes import pinned_values
 from falconet.condition.plan import leaves
-from falconet.fields import Extractor, FieldTable, FieldType
+from falconet.fields import NO_DOCUMENT, Extractor, FieldTable, FieldType, InlinePath
 from falconet.ruleset.model import CompiledRule
 
 Matcher = Callable[..., list[CompiledRule]]
+_MISSING = object()
 
 
 @dataclass(frozen=True)
 class IndexField:
     label: str  # "ka.verb", "jevt.value[/stage]"
     extract: Extractor
+    inline: InlinePath | None  # read in place (and its document handed on) when it has one
     key: str  # the operand key of this field in checked plans (compiler.seed_key)
     named: frozenset[Any]  # every constant a rule compares it with (=, in)
     pins: tuple[frozenset[str] | None, ...]  # per rule: the values it can match (None: any)
@@ -66,7 +68,8 @@ def _index_field(table: FieldTable, label: str, rules: Sequence[CompiledRule],
     key = seed_key(spec, label)
     # Values named by a pin (event-type sets of negated conditions...) must stay distinct too.
     named = _named_constants(rules, key).union(*(p for p in pins if p is not None))
-    return IndexField(label, spec.extractor(arg), key, named, tuple(pins))
+    inline = spec.inline(arg) if spec.inline is not None else None
+    return IndexField(label, spec.extractor(arg), inline, key, named, tuple(pins))
 
 
 def _mean_bucket(field: IndexField) -> float:
@@ -113,9 +116,11 @@ class SourceIndex:
         members = [r for r, pin in zip(self.rules, pins, strict=True) if pin is None or key in pin]
         matcher: Matcher = _no_match
         if members:
+            inline = self.field.inline
             matcher = build_matcher(
                 [r.checked for r in members], first_match=self.first_match,
                 seeds=[(self.field.key, key)], results=members,
+                document=None if inline is None else inline.document,
             )
         self.buckets[key] = matcher
         self.members[key] = members
@@ -127,13 +132,32 @@ class SourceIndex:
                                  first_match=self.first_match, results=self.rules)
         extract, named = self.field.extract, self.field.named
         get, build = self.buckets.get, self._bucket
+        if self.field.inline is None:
 
-        def run(event: Any) -> list[CompiledRule]:
-            value = extract(event)
+            def run(event: Any) -> list[CompiledRule]:
+                value = extract(event)
+                key = value if value in named else _other(value)
+                return (get(key) or build(key))(event, value)
+
+            return run
+        document, keys, requires = (self.field.inline.document, self.field.inline.keys,
+                                    self.field.inline.requires)
+
+        def run_with_document(event: Any) -> list[CompiledRule]:
+            """Read the key in the event's document, which the bucket then uses too."""
+            doc = document(event)
+            value: Any = _MISSING if requires is not None and requires not in doc else doc
+            for k in keys:
+                if type(value) is not dict:
+                    value = _MISSING
+                    break
+                value = value.get(k, _MISSING)
+            if type(value) is not str:
+                value = None if value is _MISSING and doc is not NO_DOCUMENT else extract(event)
             key = value if value in named else _other(value)
-            return (get(key) or build(key))(event, value)
+            return (get(key) or build(key))(event, value, doc)
 
-        return run
+        return run_with_document
 
     def summary(self) -> dict[str, Any]:
         return {
