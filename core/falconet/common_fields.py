@@ -357,6 +357,14 @@ def _json_rawtime(event: Any) -> str | None:
     return str(event.ts)
 
 
+def _inline_json_rawtime(arg: str | None) -> InlinePath:
+    """Read in place: k8s audit rules' "never true" macros test it on nearly every event."""
+    return _RAWTIME_INLINE
+
+
+_RAWTIME_INLINE = InlinePath(json_object, (), event_time=True)
+
+
 def json_field_specs() -> list[FieldSpec]:
     """The ``json`` plugin's fields and their ``jevt.*`` aliases (all type string)."""
     ch = FieldType.CHARBUF
@@ -369,7 +377,8 @@ def json_field_specs() -> list[FieldSpec]:
         FieldSpec("json.obj", ch, description="The full json message as a text string.",
                   make_extractor=_fixed(_json_obj)),
         FieldSpec("json.rawtime", ch, description="The time of the event, identical to "
-                  "evt.rawtime.", make_extractor=_fixed(_json_rawtime)),
+                  "evt.rawtime.", make_extractor=_fixed(_json_rawtime),
+                  inline=_inline_json_rawtime),
         FieldSpec("jevt.value", ch, arg=ArgKind.KEY_REQUIRED,
                   description="Alias for json.value, provided for backwards compatibility.",
                   make_extractor=_make_json_value, inline=_inline_json_value),
@@ -378,6 +387,6 @@ def json_field_specs() -> list[FieldSpec]:
                   make_extractor=_fixed(_json_obj)),
         FieldSpec("jevt.rawtime", ch,
                   description="Alias for json.rawtime, provided for backwards compatibility.",
-                  make_extractor=_fixed(_json_rawtime)),
+                  make_extractor=_fixed(_json_rawtime), inline=_inline_json_rawtime),
     ]
     return specs

@@ -107,6 +107,9 @@ class InlinePath:
     document: Callable[[Any], Any]
     keys: tuple[str, ...]
     requires: str | None = None
+    #: instead of a path: the field is the event's timestamp as decimal text whenever the
+    #: document exists (``json.rawtime``)
+    event_time: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -188,6 +188,8 @@ class _Codegen:
         elif ("doc", index) in self.touched:
             doc = f"({var} if {var} is not _U else {doc})"
         self.touched.add(("doc", index))
+        if path.event_time:
+            return f"(_st(e.ts) if {doc} is not _ND else {fallback})"
         first_key = self.name(path.keys[0], "_k")
         if path.requires is None:
             walk = f"{doc}.get({first_key}, _M)"
