@@ -1,4 +1,4 @@
-"""Rule indexing: which rules an event can reach, decided by a few field values.
+"""Rule indexing: which rules an event can reach, decided by the value of one field.
 
 Upstream buckets syscall rules by event type and evaluates every plugin-source rule on every
 event. falconet indexes both kinds by one *index field*: ``evt.type`` for syscalls; for plugin
