@@ -91,7 +91,7 @@ def test_describe_one_rule_json() -> None:
     assert rule["info"]["name"] == "Kernel module loaded"
     assert rule["info"]["priority"] == "Warning"
     assert rule["details"]["condition_compiled"] == (
-        "(evt.type in (init_module, finit_module) and evt.res = 0)"
+        "(evt.type in (init_module, finit_module) and evt.res = SUCCESS)"
     )
     assert rule["details"]["events"] == ["asyncevent", "finit_module", "init_module"]
 
