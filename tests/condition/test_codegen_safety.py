@@ -28,7 +28,7 @@ SYSCALL = REG.table("syscall")
 
 # Every name generated code may use: generated identifiers and the fixed helper table.
 _ALLOWED_NAME = re.compile(
-    r"^(e|_m|_U|_M|_ND|_lw|_cs|_c|_r|_t|_s|_sd|_w|_y|_ty|_dc|_st|_[xfkvhpd][0-9]+)$"
+    r"^(e|_m|_U|_M|_ND|_lw|_cs|_c|_r|_t|_s|_sd[0-9]*|_dd|_w|_y|_ty|_dc|_st|_[xfkvhpd][0-9]+)$"
 )
 
 HOSTILE = [
@@ -68,7 +68,7 @@ def assert_only_generated_names(src: str) -> None:
         elif isinstance(node, pyast.FunctionDef):
             assert _ALLOWED_NAME.match(node.name), node.name
         elif isinstance(node, pyast.arg):
-            assert node.arg in ("e", "_c", "_sd"), node.arg
+            assert node.arg in ("e", "_c", "_dd") or re.fullmatch(r"_sd[0-9]+", node.arg), node.arg
         elif isinstance(node, pyast.Constant):
             assert node.value is None or isinstance(node.value, bool | int), node.value
         elif isinstance(node, pyast.Attribute):
@@ -244,3 +244,32 @@ def test_deep_structure_source_stays_generated_only() -> None:
     match = compile_predicate(check_condition(node, SYSCALL))
     assert_only_generated_names(source_of(match))
     assert match(SchemaEvent("syscall", {})) in (True, False)
+
+
+@pytest.mark.parametrize("value", HOSTILE, ids=[repr(v)[:30] for v in HOSTILE])
+def test_hostile_values_in_json_paths_and_bucket_keys_are_plain_data(value: str) -> None:
+    """In-place JSON reads (keys from the rule's json.value pointer) and a bucket specialized on
+    a hostile key value: still only generated names, still compared as data."""
+    from falconet.common_fields import json_object
+    from falconet.condition.compiler import seed_key
+    from falconet.event import JsonEvent
+    from falconet_k8s_audit.fields import k8saudit_field_table
+
+    table = k8saudit_field_table()
+    pointer = "/" + value.replace("~", "~0").replace("/", "~1")
+    conds = [
+        check_condition(A.And((
+            A.BinaryCheck(A.Field("ka.verb"), "=", A.Value(value)),
+            A.BinaryCheck(A.Field("json.value", pointer), "=", A.Value(value)),
+        )), table),
+        check_condition(A.BinaryCheck(A.Field("ka.verb"), "in", A.ListValue((value, "x"))), table),
+    ]
+    key = seed_key(table.fields["ka.verb"], "ka.verb")
+    matcher = build_matcher(conds, first_match=False, seeds=[(key, value)], document=json_object)
+    src = source_of(matcher)
+    assert value not in src or value in ("e", "\\", "_U", "_x0")
+    assert_only_generated_names(src)
+    doc = {"auditID": "a", "verb": value, value: value}
+    assert matcher(JsonEvent("k8s_audit", payload=doc), value, doc) == [0, 1]
+    doc[value] = value + "!"
+    assert matcher(JsonEvent("k8s_audit", payload=doc), value, doc) == [1]
