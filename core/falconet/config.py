@@ -524,8 +524,8 @@ def _check_consistency(t: Mapping[str, Any]) -> None:
 def _selections(entries: Sequence[Mapping[str, Any]]) -> list[RuleSelection]:
     result = []
     for i, entry in enumerate(entries):
-        action = "enable" if "enable" in entry and entry["enable"] != _EMPTY_SELECTOR else (
-            "disable" if "disable" in entry and entry["disable"] != _EMPTY_SELECTOR else "")
+        # upstream's convert<rule_selection_config> looks at `enable` first
+        action = "enable" if "enable" in entry else ("disable" if "disable" in entry else "")
         if not action:
             raise ConfigError(f"rules[{i}]: expected an 'enable' or 'disable' entry")
         sel = entry[action]
@@ -533,9 +533,6 @@ def _selections(entries: Sequence[Mapping[str, Any]]) -> list[RuleSelection]:
             raise ConfigError(f"rules[{i}].{action}: expected a 'rule' or a 'tag'")
         result.append(RuleSelection(action=action, rule=sel["rule"], tag=sel["tag"]))
     return result
-
-
-_EMPTY_SELECTOR = {"rule": "", "tag": ""}
 
 
 def _append_output(entry: Mapping[str, Any]) -> AppendOutput:

@@ -141,7 +141,7 @@ class Enum(Spec):
             key = self.aliases.get(key, key)
             if key in self.choices:
                 return key
-        raise self.fail(path, "one of " + ", ".join(self.choices) + ",", value)
+        raise self.fail(path, "one of " + ", ".join(self.choices), value)
 
 
 class List(Spec):
@@ -166,9 +166,11 @@ class List(Spec):
 class Map(Spec):
     """A mapping with known keys; unknown keys warn and are dropped from the typed value."""
 
-    def __init__(self, fields: Mapping[str, Spec], *, required: Sequence[str] = ()) -> None:
+    def __init__(self, fields: Mapping[str, Spec], *, required: Sequence[str] = (),
+                 fill_defaults: bool = True) -> None:
         self.fields = dict(fields)
         self.required = tuple(required)
+        self.fill_defaults = fill_defaults
 
     @property  # type: ignore[override]
     def default(self) -> Any:
@@ -190,7 +192,7 @@ class Map(Spec):
                     f"unknown configuration key '{_join(path, str(key))}' (ignored)")
                 continue
             out[str(key)] = spec.check(sub, _join(path, str(key)), warnings)
-        for key, spec in self.fields.items():
+        for key, spec in self.fields.items() if self.fill_defaults else ():
             if key not in out:
                 out[key] = _copy_default(spec)
         return out
@@ -246,7 +248,7 @@ UPSTREAM_RULES_FILES = ("/etc/falco/falco_rules.yaml", "/etc/falco/falco_rules.l
                         "/etc/falco/rules.d")
 
 _selector = Map({"rule": Str(), "tag": Str()})
-_rule_selection = Map({"enable": _selector, "disable": _selector})
+_rule_selection = Map({"enable": _selector, "disable": _selector}, fill_defaults=False)
 _config_file = OneOf(
     scalar=Str(),
     mapping=Map({"path": Str(), "strategy": Enum(("append", "override", "add-only"), "append")},
