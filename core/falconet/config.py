@@ -116,7 +116,7 @@ def _include(root: dict[str, Any], path: Path, strategy: str, env: Mapping[str, 
             raise ConfigError(
                 f"Config error: '{CONFIGS_KEY}' directive in included config file {path}.")
         if strategy == "add-only":
-            if root.get(key) is None:
+            if key not in root:  # a key set to null counts as set (yaml-cpp IsDefined)
                 root[key] = value
         elif strategy == "append" and isinstance(value, list):
             existing = root.get(key)

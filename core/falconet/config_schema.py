@@ -9,7 +9,10 @@ names the key path.
 Typing is *weak*, as upstream's: yaml-cpp scalars are text converted on read, so ``"5"`` is a fine
 integer and ``"yes"`` a fine boolean. This is also what makes ``-o key=value`` work, since
 overrides are stored as text (see ``config.py``). A null value (``key:`` with nothing after it)
-reads as the key's default, as ``as<T>(default)`` does.
+reads as the key's default, as ``as<T>(default)`` does; so does an empty string for a
+non-string key (an unset ``${VAR}``). Unlike upstream, whose ``as<T>(default)`` silently falls
+back on any value it cannot convert, a wrong type is an error here: a typo'd port should not
+quietly become 8765.
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ class Bool(Spec):
         self.default = default
 
     def check(self, value: Any, path: str, warnings: list[str]) -> Any:
-        if value is None:
+        if value is None or value == "":
             return self.default
         if isinstance(value, bool):
             return value
@@ -76,7 +79,7 @@ class Int(Spec):
         self.minimum = minimum
 
     def check(self, value: Any, path: str, warnings: list[str]) -> Any:
-        if value is None:
+        if value is None or value == "":
             return self.default
         result: int | None = None
         if isinstance(value, int) and not isinstance(value, bool):
@@ -97,7 +100,7 @@ class Float(Spec):
         self.default = default
 
     def check(self, value: Any, path: str, warnings: list[str]) -> Any:
-        if value is None:
+        if value is None or value == "":
             return self.default
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
@@ -127,21 +130,26 @@ class Enum(Spec):
     """A string from a fixed set; ``aliases`` map other spellings to a canonical one."""
 
     def __init__(self, choices: Sequence[str], default: str, *, nocase: bool = False,
-                 aliases: Mapping[str, str] | None = None) -> None:
+                 aliases: Mapping[str, str] | None = None, lenient: bool = False) -> None:
         self.choices = tuple(choices)
         self.default = default
         self.nocase = nocase
         self.aliases = dict(aliases or {})
+        self.lenient = lenient  # a bad value warns and reads as the default
 
     def check(self, value: Any, path: str, warnings: list[str]) -> Any:
-        if value is None:
+        if value is None or value == "":
             return self.default
         if isinstance(value, str):
             key = value.lower() if self.nocase else value
             key = self.aliases.get(key, key)
             if key in self.choices:
                 return key
-        raise self.fail(path, "one of " + ", ".join(self.choices), value)
+        error = self.fail(path, "one of " + ", ".join(self.choices), value)
+        if self.lenient:
+            warnings.append(f"{error} (using '{self.default}')")
+            return self.default
+        raise error
 
 
 class List(Spec):
@@ -251,7 +259,8 @@ _selector = Map({"rule": Str(), "tag": Str()})
 _rule_selection = Map({"enable": _selector, "disable": _selector}, fill_defaults=False)
 _config_file = OneOf(
     scalar=Str(),
-    mapping=Map({"path": Str(), "strategy": Enum(("append", "override", "add-only"), "append")},
+    mapping=Map({"path": Str(), "strategy": Enum(("append", "override", "add-only"), "append",
+                                             lenient=True)},
                 required=("path",)),
     expected="a path or {path, strategy}")
 _plugin = Map({"name": Str(), "library_path": Str(),

@@ -232,6 +232,26 @@ def test_overrides_apply_after_config_files(tmp_path: Path) -> None:
     assert load_config(main, ["priority=error"], env={}).priority == "error"
 
 
+def test_config_files_wrong_strategy_warns_and_appends(tmp_path: Path) -> None:
+    inc = write(tmp_path / "inc.yaml", {"rules_files": ["/extra"]})
+    main = write(tmp_path / "falco.yaml", {
+        "config_files": [{"path": str(inc), "strategy": "wrong"}], "rules_files": ["/main"]})
+    c = load_config(main, env={})
+    assert c.rules_files == ("/main", "/extra")
+    assert c.warnings == ("config_files[0].strategy: expected one of append, override, "
+                          "add-only, got 'wrong' (using 'append')",)
+
+
+def test_config_files_relative_paths_are_relative_to_cwd(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sub = tmp_path / "etc"
+    sub.mkdir()
+    write(tmp_path / "inc.yaml", {"priority": "error"})
+    main = write(sub / "falco.yaml", {"config_files": ["inc.yaml"]})
+    monkeypatch.chdir(tmp_path)
+    assert load_config(main, env={}).priority == "error"
+
+
 def test_config_files_nested_directive_is_an_error(tmp_path: Path) -> None:
     inc = write(tmp_path / "inc.yaml", {"config_files": ["/x"]})
     main = write(tmp_path / "falco.yaml", {"config_files": [str(inc)]})
@@ -282,6 +302,13 @@ def test_env_interpolation_in_included_file_and_lists(tmp_path: Path) -> None:
 ])
 def test_interpolate_env_quirks(text: str, expected: str) -> None:
     assert interpolate_env(text, {"A": "a", "B": "b", "R": "${A}"}) == expected
+
+
+def test_env_unset_for_typed_key_reads_default(tmp_path: Path) -> None:
+    main = write(tmp_path / "f.yaml", "json_output: ${UNSET}\noutputs_queue:\n"
+                                      "  capacity: ${UNSET}\n")
+    c = load_config(main, env={})
+    assert c.json_output is False and c.outputs_queue_capacity == 0
 
 
 def test_overrides_are_not_interpolated() -> None:
