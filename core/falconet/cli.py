@@ -68,8 +68,8 @@ def main(rules_files: tuple[str, ...], validate: tuple[str, ...], describe_all: 
     \b
     Examples:
       falconet --validate rules/falconet_rules.yaml
-      falconet -r rules/ -L
-      falconet -r rules/ -l "Kernel module loaded" -o json_output=true
+      falconet -r rules/falconet_rules.yaml -L
+      falconet -r rules/falconet_rules.yaml -l "Kernel module loaded" -o json_output=true
     """
     configure_logging()
     if show_version:

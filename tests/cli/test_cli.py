@@ -12,6 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared"
 UPSTREAM_RULES = SHARED / "upstream" / "rules"
+BUNDLED = "rules/falconet_rules.yaml"  # rules/ also holds the default falco.yaml
 
 pytestmark = pytest.mark.skipif(
     not (SHARED / "upstream" / "fields" / "fields.tsv").is_file(),
@@ -33,7 +34,7 @@ def test_version() -> None:
 
 
 def test_bundled_rules_validate_ok() -> None:
-    res = falconet("--validate", "rules/falconet_rules.yaml")
+    res = falconet("--validate", BUNDLED)
     assert res.returncode == 0, res.stdout + res.stderr
     assert res.stdout.strip() == "rules/falconet_rules.yaml: Ok"
 
@@ -76,7 +77,7 @@ def test_broken_rule_gives_exit_1_code_line_and_message(tmp_path: Path) -> None:
 
 
 def test_list_rules_table() -> None:
-    res = falconet("-r", "rules/", "-L")
+    res = falconet("-r", BUNDLED, "-L")
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
     assert lines[0] == f"{'Rule':<50} Description"
@@ -85,7 +86,7 @@ def test_list_rules_table() -> None:
 
 
 def test_describe_one_rule_json() -> None:
-    res = falconet("-r", "rules/", "-l", "Kernel module loaded", "-o", "json_output=true")
+    res = falconet("-r", BUNDLED, "-l", "Kernel module loaded", "-o", "json_output=true")
     assert res.returncode == 0, res.stderr
     (rule,) = orjson.loads(res.stdout)["rules"]
     assert rule["info"]["name"] == "Kernel module loaded"
@@ -97,19 +98,19 @@ def test_describe_one_rule_json() -> None:
 
 
 def test_describe_unknown_rule_fails() -> None:
-    res = falconet("-r", "rules/", "-l", "no such rule")
+    res = falconet("-r", BUNDLED, "-l", "no such rule")
     assert res.returncode == 1
     assert res.stderr.strip() == 'Rule "no such rule" is not loaded'
 
 
 def test_unknown_option_is_a_usage_error() -> None:
-    res = falconet("-o", "bogus=1", "-L", "-r", "rules/")
+    res = falconet("-o", "bogus=1", "-L", "-r", BUNDLED)
     assert res.returncode == 2
     assert "unknown option" in res.stderr
 
 
 def test_describe_lists_output_fields() -> None:
-    res = falconet("-r", "rules/", "-l", "Kernel module loaded", "-o", "json_output=true")
+    res = falconet("-r", BUNDLED, "-l", "Kernel module loaded", "-o", "json_output=true")
     (rule,) = orjson.loads(res.stdout)["rules"]
     assert rule["details"]["output_fields"] == [
         "proc.name", "proc.cmdline", "proc.pname", "user.name", "container.id"]
