@@ -5,8 +5,9 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from falconet.config import AppendOutput, load_config
 from falconet.event import SchemaEvent
-from falconet.ruleset.alerts import AlertFormatter, AlertOptions, AppendOutput
+from falconet.ruleset.alerts import AlertFormatter, AlertOptions
 from falconet.ruleset.formats import OutputFormatError, OutputFormatter
 
 from .conftest import load_rules
@@ -91,8 +92,8 @@ def test_json_optional_properties(registry) -> None:
 
 
 def test_append_output_extra_output_and_fields_apply_by_tag(registry) -> None:
-    ao = AppendOutput(tags=frozenset({"filesystem"}), extra_output="on %evt.type",
-                      extra_fields=("proc.pid", {"who": "%proc.name/%proc.pid"}))
+    ao = AppendOutput(tags=("filesystem",), extra_output="on %evt.type",
+                      extra_fields=("proc.pid", ("who", "%proc.name/%proc.pid")))
     other = AppendOutput(rule="some other rule", extra_output="NEVER")
     opts = AlertOptions(hostname="h", append_output=(ao, other))
     f = formatter(registry, opts)
@@ -104,10 +105,10 @@ def test_append_output_extra_output_and_fields_apply_by_tag(registry) -> None:
 
 
 def test_append_output_from_config_requires_all_tags(registry) -> None:
-    ao = AppendOutput.from_config({"match": {"tags": ["filesystem", "network"]},
-                                   "extra_output": "X"})
-    assert formatter(registry, AlertOptions(append_output=(ao,))).text(
-        shadow_event()).endswith("user=<NA>)")
+    config = load_config(None, ["append_output[]={match: {tags: [filesystem, network]}, "
+                                "extra_output: X}"], env={})
+    opts = AlertOptions(append_output=config.append_output)
+    assert formatter(registry, opts).text(shadow_event()).endswith("user=<NA>)")
 
 
 @pytest.mark.parametrize(

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from falconet.config import RuleSelection, load_config
 from falconet.event import SchemaEvent
 from falconet.ruleset.model import Priority
-from falconet.ruleset.ruleset import SelectionError, matches_wildcard
+from falconet.ruleset.ruleset import matches_wildcard
 
 from .conftest import make_ruleset
 
@@ -93,7 +94,8 @@ def test_min_priority_rules_are_never_enabled(registry) -> None:
 
 def test_selection_disable_by_tag_then_enable_by_wildcard(registry) -> None:
     rs = make_ruleset(registry, THREE_RULES, first_match=False)
-    rs.apply_selection([{"disable": {"tag": "filesystem"}}, {"enable": {"rule": "open*"}}])
+    rs.apply_selection([RuleSelection("disable", tag="filesystem"),
+                        RuleSelection("enable", rule="open*")])
     assert names(rs.enabled_rules) == ["shell spawned", "open shadow"]
     ev = SchemaEvent("syscall", {"evt.type": "open", "fd.name": "/etc/shadow"})
     assert names(rs.evaluate(ev)) == ["open shadow"]
@@ -101,7 +103,8 @@ def test_selection_disable_by_tag_then_enable_by_wildcard(registry) -> None:
 
 def test_selection_disable_everything_then_enable_one(registry) -> None:
     rs = make_ruleset(registry, THREE_RULES)
-    rs.apply_selection([{"disable": {"rule": "*"}}, {"enable": {"rule": "shell spawned"}}])
+    rs.apply_selection([RuleSelection("disable", rule="*"),
+                        RuleSelection("enable", rule="shell spawned")])
     assert names(rs.enabled_rules) == ["shell spawned"]
 
 
@@ -111,21 +114,12 @@ def test_legacy_substring_selection(registry) -> None:
     assert names(rs.enabled_rules) == ["shell spawned"]
 
 
-@pytest.mark.parametrize(
-    ("selection", "message"),
-    [
-        ([{"enable": {"rule": "x"}, "disable": {"rule": "y"}}],
-         "rules[0]: expected one of 'enable' or 'disable'"),
-        ([{"toggle": {"rule": "x"}}],
-         "rules[0]: expected 'enable: {rule: ...}' or 'disable: {tag: ...}'"),
-        ([{"enable": {"name": "x"}}], "rules[0].enable: expected a 'rule' or a 'tag' key"),
-    ],
-)
-def test_bad_selection_entries_are_reported(registry, selection, message) -> None:
+def test_selection_from_falco_yaml(registry) -> None:
+    config = load_config(None, ["rules[]={disable: {tag: filesystem}}",
+                                "rules[]={enable: {rule: any open}}"], env={})
     rs = make_ruleset(registry, THREE_RULES)
-    with pytest.raises(SelectionError) as err:
-        rs.apply_selection(selection)
-    assert str(err.value) == message
+    rs.apply_selection(config.rules_selection)
+    assert names(rs.enabled_rules) == ["shell spawned", "any open"]
 
 
 def test_disabled_rule_in_file_can_be_enabled_by_selection(registry) -> None:
@@ -138,7 +132,7 @@ def test_disabled_rule_in_file_can_be_enabled_by_selection(registry) -> None:
       enabled: false
     """)
     assert rs.enabled_rules == []
-    rs.apply_selection([{"enable": {"rule": "quiet"}}])
+    rs.apply_selection([RuleSelection("enable", rule="quiet")])
     assert names(rs.evaluate(SchemaEvent("syscall", {"evt.type": "open"}))) == ["quiet"]
 
 

@@ -15,12 +15,13 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
+from falconet.config import AppendOutput
 from falconet.fields import FieldTable
 from falconet.ruleset.formats import OutputFormatter
 from falconet.ruleset.model import CompiledRule
@@ -53,33 +54,13 @@ def escape_line(text: str) -> str:
     return orjson.dumps(text).decode()[1:-1]
 
 
-@dataclass(frozen=True)
-class AppendOutput:
-    """One falco.yaml ``append_output`` entry."""
-
-    source: str | None = None
-    tags: frozenset[str] = frozenset()
-    rule: str | None = None
-    extra_output: str = ""
-    extra_fields: Sequence[str | Mapping[str, str]] = ()
-
-    def applies_to(self, rule: CompiledRule) -> bool:
-        if self.source is not None and self.source != rule.source:
-            return False
-        if self.rule is not None and self.rule != rule.name:
-            return False
-        return self.tags <= rule.tags
-
-    @classmethod
-    def from_config(cls, entry: Mapping[str, Any]) -> AppendOutput:
-        match = entry.get("match") or {}
-        return cls(
-            source=match.get("source"),
-            tags=frozenset(match.get("tags") or ()),
-            rule=match.get("rule"),
-            extra_output=str(entry.get("extra_output") or ""),
-            extra_fields=tuple(entry.get("extra_fields") or ()),
-        )
+def applies_to(entry: AppendOutput, rule: CompiledRule) -> bool:
+    """Falco's ``append_output`` match: every given criterion holds (all tags present)."""
+    if entry.source and entry.source != rule.source:
+        return False
+    if entry.rule and entry.rule != rule.name:
+        return False
+    return set(entry.tags) <= rule.tags
 
 
 @dataclass
@@ -104,17 +85,16 @@ class AlertFormatter:
         self.options = options
         output = rule.output
         extra_fields: list[tuple[str, OutputFormatter | None, str]] = []
-        for ao in options.append_output:
-            if not ao.applies_to(rule):
+        for entry in options.append_output:
+            if not applies_to(entry, rule):
                 continue
-            if ao.extra_output:
-                output = f"{output} {ao.extra_output}"
-            for ef in ao.extra_fields:
-                if isinstance(ef, Mapping):
-                    for key, fmt in ef.items():
-                        extra_fields.append((str(key), OutputFormatter(str(fmt), table), ""))
+            if entry.extra_output:
+                output = f"{output} {entry.extra_output}"
+            for ef in entry.extra_fields:
+                if isinstance(ef, tuple):  # (name, format)
+                    extra_fields.append((ef[0], OutputFormatter(ef[1], table), ""))
                 else:
-                    extra_fields.append((str(ef), None, str(ef)))
+                    extra_fields.append((ef, None, ef))
         self.message = OutputFormatter(output, table)
         self._extra_fields = [
             (k, f if f is not None else OutputFormatter(f"%{raw}", table), f is None)

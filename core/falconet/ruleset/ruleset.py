@@ -11,10 +11,11 @@ selection is applied in order after loading. Rules below the minimum priority ar
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from falconet.config import RuleSelection
 from falconet.fields import FieldRegistry
 from falconet.ruleset.index import SourceIndex, choose_index_field
 from falconet.ruleset.model import CompiledRule, Priority
@@ -40,10 +41,6 @@ def matches_wildcard(pattern: str, text: str) -> bool:
             return False
         pos = found + len(chunk)
     return not chunks[-1] or pos == len(text)
-
-
-class SelectionError(ValueError):
-    """A falco.yaml ``rules:`` entry that is not ``{enable|disable: {rule|tag: ...}}``."""
 
 
 @dataclass
@@ -106,24 +103,14 @@ class Ruleset:
             self._disable(r)
         return len(chosen)
 
-    def apply_selection(self, selection: Iterable[Mapping[str, Any]]) -> None:
-        """Apply falco.yaml ``rules: [{enable: {rule: x}}, {disable: {tag: y}}, ...]`` in order."""
-        for i, entry in enumerate(selection):
-            if not isinstance(entry, Mapping) or len(entry) != 1:
-                raise SelectionError(f"rules[{i}]: expected one of 'enable' or 'disable'")
-            (action, target), = entry.items()
-            if action not in ("enable", "disable") or not isinstance(target, Mapping):
-                raise SelectionError(
-                    f"rules[{i}]: expected 'enable: {{rule: ...}}' or 'disable: {{tag: ...}}'"
-                )
-            unknown = set(target) - {"rule", "tag"}
-            if unknown or not target:
-                raise SelectionError(f"rules[{i}].{action}: expected a 'rule' or a 'tag' key")
-            method = self.enable if action == "enable" else self.disable
-            if "rule" in target:
-                method(rule=str(target["rule"]))
-            if "tag" in target:
-                method(tag=str(target["tag"]))
+    def apply_selection(self, selection: Iterable[RuleSelection]) -> None:
+        """Apply falco.yaml's ``rules:`` entries (validated by ``config``) in order."""
+        for entry in selection:
+            method = self.enable if entry.action == "enable" else self.disable
+            if entry.rule:
+                method(rule=entry.rule)
+            if entry.tag:
+                method(tag=entry.tag)
 
     @property
     def enabled_rules(self) -> list[CompiledRule]:
