@@ -12,6 +12,7 @@ import click
 import orjson
 
 from falconet import ENGINE_VERSION, __version__
+from falconet.config import Config, ConfigError, load_config
 from falconet.fields import FieldRegistry, schema_registry
 from falconet.log import configure_logging
 from falconet.rules_files import expand_rules_paths
@@ -19,21 +20,16 @@ from falconet.rules_files import expand_rules_paths
 EXIT_OK = 0
 EXIT_FAILURE = 1
 
-_BOOL_TEXT = {"true": True, "false": False}
-
-
-def _parse_overrides(options: tuple[str, ...]) -> dict[str, Any]:
-    """``-o key=value`` pairs for the keys that matter before the framework's config exists."""
-    known = {"json_output"}
-    out: dict[str, Any] = {}
-    for opt in options:
-        key, sep, value = opt.partition("=")
-        if not sep:
-            raise click.UsageError(f"-o {opt!r}: expected key=value")
-        if key not in known:
-            raise click.UsageError(f"-o {key}: unknown option (known: {', '.join(sorted(known))})")
-        out[key] = _BOOL_TEXT.get(value.lower(), value) if key == "json_output" else value
-    return out
+def _config(path: str | None, options: tuple[str, ...]) -> Config:
+    """falco.yaml (``-c``; defaults without it) with ``-o`` overrides; errors end the command."""
+    try:
+        config = load_config(path, options)
+    except ConfigError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(EXIT_FAILURE)
+    for warning in config.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    return config
 
 
 def _registry() -> FieldRegistry:
@@ -58,11 +54,16 @@ def _dump(obj: Any) -> str:
 @click.option("-L", "describe_all", is_flag=True,
               help="Describe all loaded rules (with -o json_output=true: full JSON details).")
 @click.option("-l", "describe_rule", metavar="RULE", help="Describe one rule.")
+@click.option("-c", "config_path", metavar="FILE",
+              help="Configuration file (falco.yaml); without it, Falco's defaults apply.")
 @click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE",
-              help="Override a configuration key (for now: json_output=true|false).")
+              help="Override a configuration key, with Falco's syntax: dotted paths, list[1], "
+                   "list[]=append, {...} for a YAML value (e.g. -o json_output=true, "
+                   "-o rules_files[]=my_rules.yaml).")
 @click.option("--version", "show_version", is_flag=True, help="Print version information.")
 def main(rules_files: tuple[str, ...], validate: tuple[str, ...], describe_all: bool,
-         describe_rule: str | None, options: tuple[str, ...], show_version: bool) -> None:
+         describe_rule: str | None, config_path: str | None, options: tuple[str, ...],
+         show_version: bool) -> None:
     """falconet: a Falco-compatible runtime security engine.
 
     \b
@@ -70,19 +71,21 @@ def main(rules_files: tuple[str, ...], validate: tuple[str, ...], describe_all: 
       falconet --validate rules/falconet_rules.yaml
       falconet -r rules/falconet_rules.yaml -L
       falconet -r rules/falconet_rules.yaml -l "Kernel module loaded" -o json_output=true
+      falconet -c rules/falco.yaml -o rules_files[0]=rules/falconet_rules.yaml -L
     """
     configure_logging()
     if show_version:
         click.echo(f"falconet version: {__version__}\nEngine version: {ENGINE_VERSION}")
         return
-    overrides = _parse_overrides(options)
-    json_output = bool(overrides.get("json_output", False))
+    config = _config(config_path, options)
+    json_output = config.json_output
     if validate:
         sys.exit(_run_validate(list(validate), json_output, describe_all, describe_rule))
     if describe_all or describe_rule:
-        if not rules_files:
-            raise click.UsageError("-L/-l need rules: give -r FILE|DIR")
-        sys.exit(_run_describe(list(rules_files), json_output, describe_rule))
+        paths = list(rules_files) or list(config.rules_files)  # -r replaces rules_files
+        if not paths:
+            raise click.UsageError("-L/-l need rules: give -r FILE|DIR, or rules_files in -c")
+        sys.exit(_run_describe(paths, json_output, describe_rule))
     click.echo(click.get_current_context().get_help())
 
 

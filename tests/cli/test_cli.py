@@ -103,10 +103,27 @@ def test_describe_unknown_rule_fails() -> None:
     assert res.stderr.strip() == 'Rule "no such rule" is not loaded'
 
 
-def test_unknown_option_is_a_usage_error() -> None:
-    res = falconet("-o", "bogus=1", "-L", "-r", BUNDLED)
-    assert res.returncode == 2
-    assert "unknown option" in res.stderr
+def test_unknown_config_key_warns_and_goes_on() -> None:
+    res = falconet("-o", "stdout_outptu.enabled=true", "-L", "-r", BUNDLED)
+    assert res.returncode == 0
+    assert "Warning: unknown configuration key 'stdout_outptu' (ignored)" in res.stderr
+
+
+def test_wrong_config_type_fails_with_the_key_path() -> None:
+    res = falconet("-o", "priority=loud", "-L", "-r", BUNDLED)
+    assert res.returncode == 1
+    assert res.stderr.strip().splitlines()[-1] == (
+        "Error: priority: expected one of emergency, alert, critical, error, warning, notice, "
+        "informational, debug, got 'loud'")
+
+
+def test_config_file_and_overrides_choose_rules_and_json(tmp_path: Path) -> None:
+    config = tmp_path / "falco.yaml"
+    config.write_text(f"rules_files: [{ROOT / BUNDLED}]\njson_output: false\n")
+    res = falconet("-c", str(config), "-o", "json_output=true", "-l", "Kernel module loaded")
+    assert res.returncode == 0, res.stderr
+    (rule,) = orjson.loads(res.stdout)["rules"]
+    assert rule["info"]["name"] == "Kernel module loaded"
 
 
 def test_describe_lists_output_fields() -> None:
