@@ -30,6 +30,18 @@ Likewise the syscall fields ``fd.ip``, ``fd.net``, ``fd.port`` and ``fd.proto`` 
 of the socket's endpoint values (client, server; one value for a listening socket), or None for
 a non-socket fd: they match when either endpoint matches, and ``!=`` when neither equals
 (``sinsp_filter_check_fd::compare_ip/net/port``).
+
+Deliberate differences from libsinsp (nobody can rely on the upstream behaviour):
+
+* ``glob`` matches code points (as in a UTF-8 locale), not bytes.
+* Upstream bugs not reproduced: ``pmatch``'s glob branch carrying its position across failed
+  entries; modifiers on ancestor and endpoint fields testing only the first value;
+  ``fd.net in (a, b)`` checking only the first network.
+* Operators upstream throws on while evaluating (``fd.ip``/``fd.port``/``fd.proto`` forms) are
+  refused when the rule loads, with the same message; transformer nesting deeper than 100 is
+  refused ("transformer nesting is too deep").
+* ``join``/``concat``/``getopt`` check argument types after transformers.
+* ``evt.rawarg`` (DYNAMIC): a decimal literal compares as a number, anything else as a string.
 """
 
 from __future__ import annotations
