@@ -216,46 +216,7 @@ def on_doc(fn: Callable[[dict[str, Any]], Any]) -> Extractor:
 
 def scalar_at(keys: tuple[str, ...]) -> Extractor:
     """Upstream's ``extractFromKeys`` for a string field: the value at ``keys``, rendered.
-    Written out for one and two keys: these are the fields rules read most."""
-    if len(keys) == 1:
-        (k0,) = keys
-
-        def extract1(event: Any) -> str | None:
-            try:  # audit_doc() written out: these run for nearly every rule
-                doc = event.payload
-            except ValueError:
-                return None
-            if type(doc) is not dict or "auditID" not in doc:
-                return None
-            v = doc.get(k0, MISSING)
-            if type(v) is str:
-                return v
-            if type(v) is int:
-                return str(v)
-            return None if v is MISSING else marshal(v)
-
-        return extract1
-    if len(keys) == 2:
-        k0, k1 = keys
-
-        def extract2(event: Any) -> str | None:
-            try:  # audit_doc() written out: these run for nearly every rule
-                doc = event.payload
-            except ValueError:
-                return None
-            if type(doc) is not dict or "auditID" not in doc:
-                return None
-            v = doc.get(k0)
-            if type(v) is not dict:
-                return None
-            v = v.get(k1, MISSING)
-            if type(v) is str:
-                return v
-            if type(v) is int:
-                return str(v)
-            return None if v is MISSING else marshal(v)
-
-        return extract2
+    (Rules read these fields in place, see ``spec(path=...)``; this is the exact fallback.)"""
 
     def extract(event: Any) -> str | None:
         v: Any = audit_doc(event)
