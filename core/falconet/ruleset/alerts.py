@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from falconet.api import Alert
 from falconet.config import AppendOutput
 from falconet.fields import FieldTable
 from falconet.ruleset.formats import OutputFormatter
@@ -144,3 +145,14 @@ class AlertFormatter:
     def json(self, event: Any) -> bytes:
         """The JSON alert, keys sorted like Falco's."""
         return orjson.dumps(self.as_dict(event), option=orjson.OPT_SORT_KEYS)
+
+    def alert(self, event: Any) -> Alert:
+        """The alert every output receives: the JSON document, and the line Falco would write
+        (that document with ``json_output``, else the text line)."""
+        doc = self.as_dict(event)
+        if self.options.json_output:
+            line = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS).decode()
+        else:
+            line = escape_line(f"{self._prefix(event)} {self.message.format(event)}")
+        return Alert(self.rule.name, self.rule.priority.label, self.rule.source, event.ts, line,
+                     doc)

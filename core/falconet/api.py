@@ -1,0 +1,192 @@
+"""The types a plugin hands the engine: with ``hookspecs.py``, the whole plugin contract.
+
+A plugin is a :class:`Plugin` object registered through the ``falconet_register_plugins`` hook.
+It names itself as Falco plugins do (name, version, the upstream plugin version it is compatible
+with, description, contact, JSON schema of its ``init_config``) and brings any of:
+
+- an :class:`EventSource` (a live stream: ``open(ctx)``; a file reader: ``replay(path, ctx)``);
+- field tables (``fields()``) for its own source or for others;
+- :class:`EventParser` objects, which see every batch of a source before rules read it;
+- :class:`OutputSpec` objects, outputs configured under ``<name>_output`` in falco.yaml.
+
+Everything here is resolved once at start-up; the per-event path calls the plain functions these
+objects carry, never pluggy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from falconet.event import JsonEvent, SchemaEvent
+from falconet.fields import ArgKind, FieldSpec, FieldTable, FieldType
+
+__all__ = [
+    "Alert",
+    "ArgKind",
+    "EventBatch",
+    "EventParser",
+    "EventSource",
+    "FieldSpec",
+    "FieldTable",
+    "FieldType",
+    "JsonEvent",
+    "Output",
+    "OutputContext",
+    "OutputError",
+    "OutputSpec",
+    "Plugin",
+    "SchemaEvent",
+    "SourceContext",
+    "SourceCounters",
+]
+
+#: A batch of events of one source. An event is any object with ``source``, ``ts`` (ns since the
+#: epoch) and ``num`` attributes that the source's field extractors understand; JSON sources use
+#: :class:`falconet.event.JsonEvent`. ``num`` is assigned by the engine; sources leave it 0.
+EventBatch = Sequence[Any]
+
+
+class SourceCounters:
+    """Plain integers a source increments; the engine exports them at scrape time.
+
+    ``malformed``: input that could not become an event (counted and logged, never raised).
+    ``dropped``: events the source had to discard (oversized, overflow), with the reason logged.
+    """
+
+    __slots__ = ("dropped", "malformed")
+
+    def __init__(self) -> None:
+        self.malformed = 0
+        self.dropped = 0
+
+
+@dataclass
+class SourceContext:
+    """What a source is opened with."""
+
+    #: ``open_params`` from falco.yaml (trimmed), or the path given to ``-e``.
+    open_params: str
+    #: ``init_config`` after validation against the plugin's ``init_schema`` (defaults not filled).
+    init_config: Mapping[str, Any]
+    counters: SourceCounters = field(default_factory=SourceCounters)
+    #: a structlog logger bound to ``source=<name>``
+    log: Any = None
+
+
+@dataclass(frozen=True)
+class EventSource:
+    """An event stream, as a Falco source plugin provides one (one source name per plugin)."""
+
+    #: the name rules use in ``source:`` (``k8s_audit``, ``aws_cloudtrail``)
+    name: str
+    #: the live stream: an async iterator of batches; it ends when the source is exhausted
+    open: Callable[[SourceContext], AsyncIterator[EventBatch]]
+    #: reads a file or directory for ``falconet --source NAME -e PATH``; None: the core's
+    #: generic JSON-lines reader (one JSON document per line, each a ``JsonEvent``)
+    replay: Callable[[Path, SourceContext], Iterator[EventBatch]] | None = None
+    #: True when events are ``JsonEvent``s, so the ``json.*``/``jevt.*`` fields apply
+    json_payload: bool = True
+    #: Falco's plugin id (registry.yaml), shown by ``--list-plugins``; 0 when not registered
+    plugin_id: int = 0
+
+
+@dataclass(frozen=True)
+class EventParser:
+    """Sees every batch of the given sources, before any rule reads it (state updates)."""
+
+    #: sources it applies to; empty: every source
+    sources: tuple[str, ...]
+    parse: Callable[[EventBatch], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One alert, formatted once and shared by every output.
+
+    ``line`` is what Falco writes for it: the JSON document when ``json_output`` is on, else the
+    text line. ``document`` is the JSON document as a dict (built whatever ``json_output`` says),
+    for outputs that need structure.
+    """
+
+    rule: str
+    priority: str  # Falco's label: "Critical", "Informational", ...
+    source: str
+    time_ns: int
+    line: str
+    document: Mapping[str, Any]
+
+
+class OutputError(Exception):
+    """Raised by ``Output.send`` when the alerts did not reach their destination (retried)."""
+
+
+@dataclass
+class OutputContext:
+    """What an output is created with, beside its own config mapping."""
+
+    #: ``json_output``: whether ``Alert.line`` is JSON (outputs pick a content type from it)
+    json_output: bool
+    log: Any = None
+
+
+class Output(Protocol):
+    """A destination for alerts. The engine calls ``send`` from one task per output with the
+    alerts queued since the last call; raising ``OutputError`` (or ``OSError``) makes the engine
+    retry the same alerts with backoff, keeping newer alerts in the output's bounded queue."""
+
+    async def send(self, alerts: Sequence[Alert]) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """An output a plugin adds; configured in falco.yaml under ``<name>_output``."""
+
+    name: str
+    create: Callable[[Mapping[str, Any], OutputContext], Output]
+    #: JSON schema of the ``<name>_output`` mapping (``enabled`` is implied)
+    config_schema: Mapping[str, Any] | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Plugin:
+    """A falconet plugin: identity as a Falco plugin has it, plus its capabilities."""
+
+    name: str
+    version: str
+    #: the upstream plugin version this one matches; rules files' ``required_plugin_versions``
+    #: are checked against it ("" means ``version``)
+    compatible_version: str = ""
+    description: str = ""
+    contact: str = ""
+    #: JSON schema for ``init_config``; None accepts any mapping
+    init_schema: Mapping[str, Any] | None = None
+    source: EventSource | None = None
+    #: field tables, each for the source named in its ``source`` attribute
+    fields: Callable[[], Iterable[FieldTable]] | None = None
+    parsers: Sequence[EventParser] = ()
+    outputs: Sequence[OutputSpec] = ()
+
+    @property
+    def falco_version(self) -> str:
+        """The version ``required_plugin_versions`` is compared with."""
+        return self.compatible_version or self.version
+
+    @property
+    def capabilities(self) -> list[str]:
+        """Falco's capability names, for ``--list-plugins``."""
+        caps = []
+        if self.source is not None:
+            caps.append("Event Sourcing")
+        if self.fields is not None:
+            caps.append("Field Extraction")
+        if self.parsers:
+            caps.append("Event Parsing")
+        if self.outputs:
+            caps.append("Outputs")
+        return caps
