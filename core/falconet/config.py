@@ -16,6 +16,7 @@ Order, as upstream's ``init_from_file``:
 from __future__ import annotations
 
 import copy
+import ipaddress
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -420,6 +421,7 @@ class Config:
     log_level: str
     log_stderr: bool
     log_syslog: bool
+    log_format: str  # falconet extension: console | json
     watch_config_files: bool
     metrics: Metrics
     plugins: tuple[PluginConfig, ...]
@@ -486,6 +488,7 @@ def build_config(root: Mapping[str, Any], loaded: Sequence[str] = ()) -> Config:
         log_level=t["log_level"],
         log_stderr=t["log_stderr"],
         log_syslog=t["log_syslog"],
+        log_format=t["log_format"],
         watch_config_files=t["watch_config_files"],
         metrics=Metrics(enabled=t["metrics"]["enabled"], interval=t["metrics"]["interval"],
                         output_rule=t["metrics"]["output_rule"],
@@ -519,6 +522,16 @@ def _check_consistency(t: Mapping[str, Any]) -> None:
         raise ConfigError("http_output.url: required when http_output.enabled is true")
     if t["engine"]["kind"] == "replay" and not t["engine"]["replay"]["capture_file"]:
         raise ConfigError("engine.replay.capture_file: required when engine.kind is 'replay'")
+    _check_listen_address(t["webserver"]["listen_address"])
+
+
+def _check_listen_address(address: str) -> None:
+    """Upstream refuses a webserver address that is not an IPv4/IPv6 literal (no host names)."""
+    try:
+        ipaddress.ip_address(address.strip())
+    except ValueError:
+        raise ConfigError(f'webserver.listen_address: "{address}" is not a valid IP '
+                          "address") from None
 
 
 def _selections(entries: Sequence[Mapping[str, Any]]) -> list[RuleSelection]:

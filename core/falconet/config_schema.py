@@ -251,6 +251,7 @@ def _copy_default(spec: Spec) -> Any:
 PRIORITIES = ("emergency", "alert", "critical", "error", "warning", "notice", "informational",
               "debug")
 LOG_LEVELS = ("emergency", "alert", "critical", "error", "warning", "notice", "info", "debug")
+LOG_FORMATS = ("console", "json")
 ENGINE_KINDS = ("kmod", "modern_ebpf", "replay", "nodriver")
 UPSTREAM_RULES_FILES = ("/etc/falco/falco_rules.yaml", "/etc/falco/falco_rules.local.yaml",
                         "/etc/falco/rules.d")
@@ -335,6 +336,7 @@ SCHEMA = Map({
     "log_stderr": Bool(True),
     "log_syslog": Bool(True),
     "log_level": Enum(LOG_LEVELS, "info"),
+    "log_format": Enum(LOG_FORMATS, "console"),  # falconet extension
     "libs_logger": Map({"enabled": Bool(True),
                         "severity": Enum(("fatal", "critical", "error", "warning", "notice",
                                           "info", "debug", "trace"), "info")}),
