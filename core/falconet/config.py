@@ -38,6 +38,7 @@ __all__ = [
     "PluginConfig",
     "ProgramOutput",
     "RuleSelection",
+    "SyslogOutput",
     "Webserver",
     "apply_override",
     "interpolate_env",
@@ -339,6 +340,18 @@ class ProgramOutput:
 
 
 @dataclass(frozen=True)
+class SyslogOutput:
+    """``syslog_output``: an empty ``host`` means the local syslog(3), as Falco; a host name
+    sends RFC 5424 messages over ``proto`` (udp|tcp) to ``host:port`` (falconet's extension)."""
+
+    enabled: bool
+    host: str
+    port: int
+    proto: str
+    facility: str
+
+
+@dataclass(frozen=True)
 class HttpOutput:
     enabled: bool
     url: str
@@ -414,6 +427,7 @@ class Config:
     time_format_iso_8601: bool
     stdout_output: bool
     syslog_output: bool
+    syslog: SyslogOutput  # the whole ``syslog_output`` mapping
     file_output: FileOutput
     program_output: ProgramOutput
     http_output: HttpOutput
@@ -481,6 +495,7 @@ def build_config(root: Mapping[str, Any], loaded: Sequence[str] = ()) -> Config:
         time_format_iso_8601=t["time_format_iso_8601"],
         stdout_output=t["stdout_output"]["enabled"],
         syslog_output=t["syslog_output"]["enabled"],
+        syslog=SyslogOutput(**t["syslog_output"]),
         file_output=FileOutput(**t["file_output"]),
         program_output=ProgramOutput(**t["program_output"]),
         http_output=HttpOutput(**t["http_output"]),
@@ -518,6 +533,9 @@ def _check_consistency(t: Mapping[str, Any]) -> None:
         raise ConfigError("file_output.filename: required when file_output.enabled is true")
     if t["program_output"]["enabled"] and not t["program_output"]["program"]:
         raise ConfigError("program_output.program: required when program_output.enabled is true")
+    if t["syslog_output"]["port"] > 65535:
+        raise ConfigError(f"syslog_output.port: expected a port number (1-65535), "
+                          f"got {t['syslog_output']['port']}")
     if t["http_output"]["enabled"] and not t["http_output"]["url"]:
         raise ConfigError("http_output.url: required when http_output.enabled is true")
     if t["engine"]["kind"] == "replay" and not t["engine"]["replay"]["capture_file"]:

@@ -252,6 +252,10 @@ PRIORITIES = ("emergency", "alert", "critical", "error", "warning", "notice", "i
               "debug")
 LOG_LEVELS = ("emergency", "alert", "critical", "error", "warning", "notice", "info", "debug")
 LOG_FORMATS = ("console", "json")
+#: syslog(3) facility names and codes (<syslog.h>), for ``syslog_output.facility``.
+SYSLOG_FACILITIES = {"kern": 0, "user": 1, "mail": 2, "daemon": 3, "auth": 4, "syslog": 5,
+                     "lpr": 6, "news": 7, "uucp": 8, "cron": 9, "authpriv": 10, "ftp": 11,
+                     **{f"local{i}": 16 + i for i in range(8)}}
 ENGINE_KINDS = ("kmod", "modern_ebpf", "replay", "nodriver")
 UPSTREAM_RULES_FILES = ("/etc/falco/falco_rules.yaml", "/etc/falco/falco_rules.local.yaml",
                         "/etc/falco/rules.d")
@@ -314,7 +318,10 @@ SCHEMA = Map({
     "append_output": List(_append_output, [{"suggested_output": True}], scalar_ok=False),
     "static_fields": FreeMap(Str()),
     "stdout_output": Map({"enabled": Bool(True)}),
-    "syslog_output": Map({"enabled": Bool(True)}),
+    # host/port/proto/facility are falconet's: remote delivery (Falco only calls syslog(3)).
+    "syslog_output": Map({"enabled": Bool(True), "host": Str(), "port": Int(514, minimum=1),
+                          "proto": Enum(("udp", "tcp"), "udp", nocase=True),
+                          "facility": Enum(tuple(SYSLOG_FACILITIES), "user", nocase=True)}),
     "file_output": Map({"enabled": Bool(False), "keep_alive": Bool(False),
                         "filename": Str("./events.txt")}),
     "program_output": Map({"enabled": Bool(False), "keep_alive": Bool(False),

@@ -348,6 +348,10 @@ def test_unknown_keys_warn_with_path(tmp_path: Path) -> None:
     ("log_level=verbose", "log_level: expected one of emergency, alert, critical, error, "
                           "warning, notice, info, debug, got 'verbose'"),
     ("stdout_output=on", "stdout_output: expected a mapping, got 'on'"),
+    ("syslog_output.proto=relp", "syslog_output.proto: expected one of udp, tcp, got 'relp'"),
+    ("syslog_output.port=0", "syslog_output.port: expected an integer >= 1, got 0"),
+    ("syslog_output.port=65536", "syslog_output.port: expected a port number (1-65535), "
+                                 "got 65536"),
     ("append_output[0].match.tags={a: 1}", "append_output[0].match.tags: expected a list, "
                                            "got a mapping"),
 ])
@@ -391,6 +395,18 @@ def test_rules_file_singular_is_deprecated_but_read(tmp_path: Path) -> None:
 def test_cross_key_checks(options: list[str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_config(None, options, env={})
+
+
+def test_syslog_output_remote_keys() -> None:
+    c = load_config(None, env={})
+    assert (c.syslog.enabled, c.syslog.host, c.syslog.port, c.syslog.proto,
+            c.syslog.facility) == (True, "", 514, "udp", "user")
+    c = load_config(None, ["syslog_output.host=logs.internal", "syslog_output.port=6514",
+                           "syslog_output.proto=TCP", "syslog_output.facility=Local3"], env={})
+    assert (c.syslog.host, c.syslog.port, c.syslog.proto, c.syslog.facility) == (
+        "logs.internal", 6514, "tcp", "local3")
+    with pytest.raises(ConfigError, match="^syslog_output.facility: expected one of kern, user"):
+        load_config(None, ["syslog_output.facility=local9"], env={})
 
 
 def test_top_level_must_be_a_mapping(tmp_path: Path) -> None:
