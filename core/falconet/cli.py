@@ -1,93 +1,358 @@
-"""The ``falconet`` command: Falco's flags for validating, listing and describing rules.
+"""The ``falconet`` command: Falco's flags for rules, configuration, listings and running.
 
-Exit codes follow Falco: 0 on success, 1 when a rules file is invalid or a rule is unknown.
+Steps run in Falco's order (``app.cpp``): help, version, configuration, plugin info, plugin list,
+field list, validation, rule description, support; with none of those, the engine runs. Exit codes
+follow Falco: 0 on success, 1 on any error -- including a bad command line, which click would
+end with 2 (Falco prints ``Error: ...`` and exits 1 for those too). Heavy modules (the rule
+engine, the plugins, aiohttp) are imported only by the step that needs them, so ``--version``
+and ``-h`` start fast.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 import orjson
 
 from falconet import ENGINE_VERSION, __version__
-from falconet.config import Config, ConfigError, load_config
-from falconet.fields import FieldRegistry, schema_registry
-from falconet.log import configure_logging
-from falconet.rules_files import expand_rules_paths
+
+if TYPE_CHECKING:
+    from falconet.api import Plugin
+    from falconet.config import Config
+    from falconet.fields import FieldRegistry
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 
+SECTIONS = ("Rules", "Configuration", "Listings", "Running")
+
+EPILOG = """\b
+Examples:
+  falconet --validate rules/falconet_rules.yaml
+  falconet -r rules/falconet_rules.yaml -L
+  falconet -r rules/falconet_rules.yaml -l "Kernel module loaded" -o json_output=true
+  falconet -c rules/falco.yaml -o rules_files[0]=rules/falconet_rules.yaml -L
+  falconet --list=k8s_audit -N
+  falconet --list --format json > fields.json
+  falconet --list-plugins
+  falconet -c rules/falco.yaml --dry-run
+  falconet -c rules/falco.yaml --source k8s_audit -e audit.jsonl -o json_output=true
+  falconet -c rules/falco.yaml -M 60 --disable-source syscall
+
+\b
+Exit codes: 0 success; 1 any error (invalid rules, bad configuration, bad command line).
+"""
+
+
+class _Option(click.Option):
+    """An option that knows which help section it belongs to."""
+
+    def __init__(self, *args: Any, section: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.section = section
+
+
+class _Command(click.Command):
+    """Help grouped in sections; usage errors exit 1 as in Falco."""
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows: dict[str, list[tuple[str, str]]] = {title: [] for title in SECTIONS}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is not None:
+                section = getattr(param, "section", "Listings")  # -h/--help
+                rows[section].append(record)
+        for title in SECTIONS:
+            with formatter.section(title):
+                formatter.write_dl(rows[title])
+
+    def make_context(self, info_name: str | None, args: list[str],
+                     parent: click.Context | None = None, **extra: Any) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as exc:
+            exc.exit_code = EXIT_FAILURE
+            raise
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:
+            exc.exit_code = EXIT_FAILURE
+            raise
+
+
+def _opt(section: str, *decls: str, **kwargs: Any) -> Any:
+    return click.option(*decls, cls=_Option, section=section, **kwargs)
+
+
+def _fail(message: str) -> NoReturn:
+    """Falco's way out: ``Error: <message>`` on stderr, exit code 1."""
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(EXIT_FAILURE)
+
+
+def _check_format(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    if value.lower() not in ("text", "markdown", "json"):
+        raise click.UsageError(
+            f"Invalid format '{value}'. Valid values are: text, markdown, json")
+    return value.lower()
+
+
+@click.command(cls=_Command, epilog=EPILOG,
+               context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+# --- Rules
+@_opt("Rules", "-r", "rules_files", multiple=True, metavar="FILE|DIR",
+      help="Rules file or directory to load (repeatable; replaces rules_files of the "
+           "configuration; directories are read in alphabetical order, .yml/.yaml only).")
+@_opt("Rules", "-V", "--validate", "validate", multiple=True, metavar="FILE",
+      help="Validate rules file(s) and exit: prints '<file>: Ok' or the errors; exit code 1 if "
+           "any file is invalid. Repeatable; later files may extend earlier ones.")
+@_opt("Rules", "-L", "describe_all", is_flag=True,
+      help="Show the name and description of all rules and exit (with -o json_output=true: "
+           "rules, macros and lists in full detail).")
+@_opt("Rules", "-l", "describe_rule", metavar="RULE",
+      help="Show the name and description of one rule and exit.")
+# --- Configuration
+@_opt("Configuration", "-c", "config_path", metavar="FILE",
+      help="Configuration file (falco.yaml); without it, Falco's defaults apply.")
+@_opt("Configuration", "-o", "--option", "options", multiple=True, metavar="KEY=VALUE",
+      help="Override a configuration key, with Falco's syntax: dotted paths, list[1], "
+           "list[]=append, {...} for a YAML value (e.g. -o json_output=true, "
+           "-o rules_files[]=my_rules.yaml).")
+@_opt("Configuration", "--support", "support", is_flag=True,
+      help="Print support information (versions, system, command line, merged configuration "
+           "with ${VAR} references unexpanded, rules files with their content) as JSON and exit.")
+# --- Listings
+@_opt("Listings", "--list", "list_source", is_flag=False, flag_value="", default=None,
+      metavar="[SOURCE]",
+      help="List the fields of every loaded source, or of SOURCE only (--list=k8s_audit), "
+           "and exit.")
+@_opt("Listings", "-N", "names_only", is_flag=True,
+      help="With --list: print field names only.")
+@_opt("Listings", "--format", "list_format", metavar="text|markdown|json",
+      callback=_check_format, help="With --list: output format (default text).")
+@_opt("Listings", "--markdown", "markdown", is_flag=True,
+      help="DEPRECATED: use --format markdown.")
+@_opt("Listings", "--list-plugins", "list_plugins", is_flag=True,
+      help="Print the plugins the configuration loads and exit.")
+@_opt("Listings", "--plugin-info", "plugin_info", metavar="NAME",
+      help="Print a plugin's description, init_config JSON schema and open parameters and exit "
+           "(NAME: the plugin's name or its configured library_path).")
+@_opt("Listings", "--version", "show_version", is_flag=True,
+      help="Print version information and exit (JSON with -o json_output=true).")
+# --- Running
+@_opt("Running", "-e", "replay_path", metavar="PATH",
+      help="Replay events from a file or directory (JSON lines, .gz too) instead of live "
+           "sources, then exit.")
+@_opt("Running", "--source", "replay_source", metavar="NAME",
+      help="The source whose reader reads -e (default: the only loaded source, else syscall).")
+@_opt("Running", "-M", "duration", type=click.FloatRange(min=0), metavar="SECONDS",
+      help="Stop after SECONDS.")
+@_opt("Running", "--dry-run", "dry_run", is_flag=True,
+      help="Load the configuration, plugins and rules, start nothing, and exit.")
+@_opt("Running", "-U", "--unbuffered", "unbuffered", is_flag=True,
+      help="Flush every output line (more CPU; useful when piping alerts into a program).")
+@_opt("Running", "--enable-source", "enable_sources", multiple=True, metavar="SOURCE",
+      help="Enable only these sources (repeatable; cannot be mixed with --disable-source).")
+@_opt("Running", "--disable-source", "disable_sources", multiple=True, metavar="SOURCE",
+      help="Turn a source off (repeatable; not all of them; cannot be mixed with "
+           "--enable-source).")
+@_opt("Running", "--progress/--no-progress", "progress", default=None,
+      help="Show a progress bar while replaying -e (default: when stderr is a terminal).")
+def main(rules_files: tuple[str, ...], validate: tuple[str, ...],
+         describe_all: bool, describe_rule: str | None, config_path: str | None,
+         options: tuple[str, ...], support: bool, list_source: str | None, names_only: bool,
+         list_format: str | None, markdown: bool, list_plugins: bool, plugin_info: str | None,
+         show_version: bool, replay_path: str | None,
+         replay_source: str | None, duration: float | None, dry_run: bool, unbuffered: bool,
+         enable_sources: tuple[str, ...], disable_sources: tuple[str, ...],
+         progress: bool | None) -> None:
+    """falconet: a Falco-compatible runtime security engine.
+
+    With no listing or validation option, falconet loads the configuration, plugins and rules
+    and runs until interrupted (or -M, or the end of -e).
+    """
+    if markdown and list_format is not None:
+        _fail("Cannot specify both --markdown and --format options together")
+    if markdown:
+        click.echo("WARNING: --markdown is deprecated, use --format markdown instead.", err=True)
+        list_format = "markdown"
+    if show_version and not (config_path or options):
+        _print_version(json_output=False)
+        return
+
+    from falconet.log import configure_logging
+
+    configure_logging()
+    config = _config(config_path, options)
+    if show_version:
+        _print_version(config.json_output)
+        return
+    if plugin_info is not None:
+        sys.exit(_run_plugin_info(config, plugin_info))
+    if list_plugins:
+        sys.exit(_run_list_plugins(config))
+    if list_source is not None:
+        sys.exit(_run_list_fields(config, list_source, names_only, list_format or "text"))
+    if validate:
+        sys.exit(_run_validate(config, list(validate), describe_all, describe_rule))
+    if describe_all or describe_rule:
+        paths = list(rules_files) or list(config.rules_files)  # -r replaces rules_files
+        if not paths:
+            raise click.UsageError("-L/-l need rules: give -r FILE|DIR, or rules_files in -c")
+        sys.exit(_run_describe(config, paths, describe_rule))
+    if support:
+        sys.exit(_run_support(config, config_path, options, rules_files))
+    if enable_sources and disable_sources and replay_path is None:
+        _fail("You can not mix --enable-source and --disable-source")
+    sys.exit(_run_engine(
+        config_path=config_path, overrides=options, rules_paths=rules_files,
+        replay_source=replay_source, replay_path=replay_path, duration_s=duration or None,
+        dry_run=dry_run, enable_sources=enable_sources, disable_sources=disable_sources,
+        unbuffered=unbuffered,
+        progress=sys.stderr.isatty() if progress is None else progress))
+
+
+# --- configuration and plugins -----------------------------------------------------------------
+
 def _config(path: str | None, options: tuple[str, ...]) -> Config:
     """falco.yaml (``-c``; defaults without it) with ``-o`` overrides; errors end the command."""
+    from falconet.config import ConfigError, load_config
+
     try:
         config = load_config(path, options)
     except ConfigError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(EXIT_FAILURE)
+        _fail(str(exc))
     for warning in config.warnings:
         click.echo(f"Warning: {warning}", err=True)
     return config
 
 
-def _registry() -> FieldRegistry:
+def _print_version(json_output: bool) -> None:
+    """Upstream's ``print_version``: aligned lines, or ``versions_info`` JSON."""
+    if json_output:
+        from falconet.support import engine_info
+
+        click.echo(_dump(engine_info(_discovered())))
+        return
+    click.echo(f"falconet version: {__version__}\n"
+               f"Engine version:   {ENGINE_VERSION}\n"
+               f"Python version:   {sys.version.split()[0]}")
+
+
+def _discovered() -> list[Plugin]:
+    """Every installed plugin (entry points), loaded or not."""
+    try:
+        from falconet.plugins import discover
+    except ImportError:  # the plugin loader is not part of this build
+        return []
+    return list(discover().values())
+
+
+def _plugin_set(config: Config) -> tuple[FieldRegistry, list[Plugin]]:
+    """The field registry and the plugins that ``config`` loads; a plugin error ends the
+    command."""
+    try:
+        from falconet.plugins import PluginError, load_plugins
+    except ImportError:  # the plugin loader is not part of this build: upstream's field tables
+        return _schema_registry(), []
+    try:
+        plugin_set = load_plugins(config)
+    except PluginError as exc:
+        _fail(str(exc))
+    loaded = plugin_set.loaded
+    plugins = list(loaded.values()) if isinstance(loaded, Mapping) else list(loaded)
+    return plugin_set.registry, plugins
+
+
+def _schema_registry() -> FieldRegistry:
+    from falconet.fields import schema_registry
+
     try:
         return schema_registry()
     except FileNotFoundError as exc:
-        raise click.ClickException(str(exc)) from exc
+        _fail(str(exc))
 
 
 def _dump(obj: Any) -> str:
     return orjson.dumps(obj).decode()
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("-r", "rules_files", multiple=True, metavar="FILE|DIR",
-              help="Rules file or directory to load (repeatable; directories are read in "
-                   "alphabetical order, .yml/.yaml only).")
-@click.option("-V", "--validate", "validate", multiple=True, metavar="FILE",
-              help="Validate rules file(s) like 'falco --validate': prints '<file>: Ok' or the "
-                   "errors; exit code 1 if any file is invalid. Repeatable; files are loaded in "
-                   "order, so later files may extend earlier ones.")
-@click.option("-L", "describe_all", is_flag=True,
-              help="Describe all loaded rules (with -o json_output=true: full JSON details).")
-@click.option("-l", "describe_rule", metavar="RULE", help="Describe one rule.")
-@click.option("-c", "config_path", metavar="FILE",
-              help="Configuration file (falco.yaml); without it, Falco's defaults apply.")
-@click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE",
-              help="Override a configuration key, with Falco's syntax: dotted paths, list[1], "
-                   "list[]=append, {...} for a YAML value (e.g. -o json_output=true, "
-                   "-o rules_files[]=my_rules.yaml).")
-@click.option("--version", "show_version", is_flag=True, help="Print version information.")
-def main(rules_files: tuple[str, ...], validate: tuple[str, ...], describe_all: bool,
-         describe_rule: str | None, config_path: str | None, options: tuple[str, ...],
-         show_version: bool) -> None:
-    """falconet: a Falco-compatible runtime security engine.
+def _console() -> Any:
+    """A rich console when stdout is a terminal, else None (plain, stable text)."""
+    if not sys.stdout.isatty():
+        return None
+    from rich.console import Console
 
-    \b
-    Examples:
-      falconet --validate rules/falconet_rules.yaml
-      falconet -r rules/falconet_rules.yaml -L
-      falconet -r rules/falconet_rules.yaml -l "Kernel module loaded" -o json_output=true
-      falconet -c rules/falco.yaml -o rules_files[0]=rules/falconet_rules.yaml -L
-    """
-    configure_logging()
-    if show_version:
-        click.echo(f"falconet version: {__version__}\nEngine version: {ENGINE_VERSION}")
-        return
-    config = _config(config_path, options)
-    json_output = config.json_output
-    if validate:
-        sys.exit(_run_validate(list(validate), json_output, describe_all, describe_rule))
-    if describe_all or describe_rule:
-        paths = list(rules_files) or list(config.rules_files)  # -r replaces rules_files
-        if not paths:
-            raise click.UsageError("-L/-l need rules: give -r FILE|DIR, or rules_files in -c")
-        sys.exit(_run_describe(paths, json_output, describe_rule))
-    click.echo(click.get_current_context().get_help())
+    return Console()
 
+
+# --- listings ----------------------------------------------------------------------------------
+
+def _run_list_fields(config: Config, source: str, names_only: bool, fmt: str) -> int:
+    from falconet import listing
+
+    registry, _ = _plugin_set(config)
+    if source and not registry.has_source(source):
+        _fail("Value for --list must be a valid source type")
+    classes = listing.field_classes(registry, source)
+    if fmt == "json":
+        click.echo(listing.fields_as_json(classes, names_only), nl=False)
+    elif names_only:
+        click.echo("\n".join(listing.field_names(classes)))
+    elif fmt == "markdown":
+        click.echo(listing.fields_as_markdown(classes), nl=False)
+    elif (console := _console()) is not None:
+        listing.print_fields_rich(classes, console)
+    else:
+        click.echo(listing.fields_as_text(classes), nl=False)
+    return EXIT_OK
+
+
+def _run_list_plugins(config: Config) -> int:
+    from falconet import listing
+
+    _, plugins = _plugin_set(config)
+    if (console := _console()) is not None:
+        listing.print_plugins_rich(plugins, console)
+    else:
+        click.echo(listing.plugins_as_text(plugins), nl=False)
+    return EXIT_OK
+
+
+def _run_plugin_info(config: Config, name: str) -> int:
+    """Upstream matches the configured ``plugins:`` entries by name or library_path; falconet
+    also knows every installed plugin by name, configured or not."""
+    from falconet import listing
+
+    entry = next((p for p in config.plugins if name in (p.name, p.library_path)), None)
+    wanted = entry.name if entry is not None else name
+    plugin = next((p for p in _discovered() if p.name == wanted), None)
+    if plugin is None:
+        _fail(f"can't find plugin and print its info: {name}")
+    open_params = entry.open_params if entry is not None else None
+    click.echo(listing.plugin_info_as_text(plugin, open_params), nl=False)
+    return EXIT_OK
+
+
+def _run_support(config: Config, config_path: str | None, options: Sequence[str],
+                 rules_paths: Sequence[str]) -> int:
+    from falconet.support import support_document
+
+    _, plugins = _plugin_set(config)
+    doc = support_document(config, config_path, options, rules_paths,
+                           ["falconet", *sys.argv[1:]], plugins)
+    click.echo(_dump(doc))
+    return EXIT_OK
+
+
+# --- rules: validate and describe ---------------------------------------------------------------
 
 def _load(paths: list[str], registry: FieldRegistry) -> tuple[Any, list[Any]]:
     from falconet.ruleset.loader import RulesLoader
@@ -113,12 +378,12 @@ def _describer(loader: Any, registry: FieldRegistry) -> Any:
     )
 
 
-def _run_validate(paths: list[str], json_output: bool, describe_all: bool,
+def _run_validate(config: Config, paths: list[str], describe_all: bool,
                   describe_rule: str | None) -> int:
     from falconet.ruleset.describe import UnknownRuleError, described_rules_as_text
     from falconet.ruleset.report import result_as_json, result_as_text
 
-    registry = _registry()
+    registry = _schema_registry()
     loader, results = _load(paths, registry)
     ok = all(r.successful for r in results)
     summary: list[str] = []
@@ -135,7 +400,7 @@ def _run_validate(paths: list[str], json_output: bool, describe_all: bool,
         except UnknownRuleError as exc:
             click.echo(str(exc), err=True)
             return EXIT_FAILURE
-    if json_output:
+    if config.json_output:
         doc: dict[str, Any] = {
             "falco_load_results": [result_as_json(r, loader.contents) for r in results]
         }
@@ -150,11 +415,12 @@ def _run_validate(paths: list[str], json_output: bool, describe_all: bool,
     return EXIT_OK if ok else EXIT_FAILURE
 
 
-def _run_describe(paths: list[str], json_output: bool, describe_rule: str | None) -> int:
+def _run_describe(config: Config, paths: list[str], describe_rule: str | None) -> int:
+    from falconet.rules_files import expand_rules_paths
     from falconet.ruleset.describe import UnknownRuleError, described_rules_as_text
     from falconet.ruleset.report import result_as_text
 
-    registry = _registry()
+    registry = _schema_registry()
     files = expand_rules_paths(paths)
     loader, results = _load([str(f) for f in files], registry)
     for res in results:
@@ -166,13 +432,23 @@ def _run_describe(paths: list[str], json_output: bool, describe_rule: str | None
     except UnknownRuleError as exc:
         click.echo(str(exc), err=True)
         return EXIT_FAILURE
-    if json_output:
+    if config.json_output:
         click.echo(_dump(described))
     else:
         click.echo(described_rules_as_text(described), nl=False)
     return EXIT_OK
 
 
-if __name__ == "__main__":  # pragma: no cover
-    main()
+# --- running -----------------------------------------------------------------------------------
 
+def _run_engine(**options: Any) -> int:
+    """Hand over to the engine (``falconet.app.run``), which returns the exit code."""
+    try:
+        from falconet.app import RunOptions, run
+    except ImportError:
+        _fail("this build of falconet has no engine (falconet.app is missing)")
+    return run(RunOptions(**options))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(prog_name="falconet")
