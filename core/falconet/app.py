@@ -1,0 +1,460 @@
+"""Start-up wiring, in upstream's order: config -> plugins -> rules -> outputs -> engine.
+
+``run(RunOptions) -> int`` is what the ``falconet`` command calls to process events (live
+sources, or a replay with ``--source NAME -e PATH``). Exit codes follow Falco: 0 when the run
+ended normally (end of the replay, ``-M`` elapsed, SIGINT/SIGTERM), 1 on a start-up error
+(printed as ``Error: ...`` on stderr, like ``falco``) or when a source failed.
+
+Start-up errors are collected as :class:`StartupError`; everything after start-up is owned by
+the engine, the dispatcher and the reloader. ``build_rules`` is used both at start-up and by a
+reload (SIGHUP, ``watch_config_files``), so both load rules exactly alike.
+
+The webserver runs in live mode only (as upstream: not with a capture file), and outputs are not
+created in ``--dry-run``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from falconet import ENGINE_VERSION, __version__
+from falconet.api import Alert, EventSource, Output, OutputContext, SourceContext
+from falconet.config import Config, ConfigError, load_config
+from falconet.dispatch import Dispatcher
+from falconet.engine import BatchStream, Engine, RulesState
+from falconet.fields import FieldRegistry
+from falconet.log import configure_logging, get_logger
+from falconet.plugins import PluginError, load_plugins
+from falconet.reload import FileWatcher, Reloader, ReloadError, install_sighup, start_tasks
+from falconet.replay import read_json_lines
+from falconet.rules_files import expand_rules_paths
+from falconet.ruleset.alerts import AlertFormatter, AlertOptions, clock_ns, iso8601_ns
+from falconet.ruleset.loader import RulesLoader
+from falconet.ruleset.model import Priority
+from falconet.ruleset.report import result_as_text
+from falconet.ruleset.ruleset import Ruleset
+from falconet.stats import EngineStats
+
+__all__ = ["EXIT_FAILURE", "EXIT_OK", "RunOptions", "StartupError", "build_rules", "run"]
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+HOT_RESTART_FAILURE = "Falco internal: hot restart failure"
+INTERNAL_SOURCE = "internal"
+
+_log = get_logger()
+
+
+@dataclass
+class RunOptions:
+    """The command-line options that shape a run (the CLI fills it)."""
+
+    config_path: str | None = None
+    overrides: tuple[str, ...] = ()
+    rules_paths: tuple[str, ...] = ()  # -r: replaces rules_files
+    replay_source: str | None = None  # --source
+    replay_path: str | None = None  # -e
+    duration_s: float | None = None  # -M
+    dry_run: bool = False
+    enable_sources: tuple[str, ...] = ()
+    disable_sources: tuple[str, ...] = ()
+    unbuffered: bool = False  # -U
+    progress: bool | None = None  # None: when stderr is a terminal
+
+
+class StartupError(Exception):
+    """Stops the run before events flow; printed as ``Error: <message>``."""
+
+
+# --- config -------------------------------------------------------------------------------------
+
+
+def load_run_config(options: RunOptions, *, echo_warnings: bool = True) -> Config:
+    overrides = list(options.overrides)
+    if options.unbuffered:
+        overrides.append("buffered_outputs=false")
+    try:
+        config = load_config(options.config_path, overrides)
+    except ConfigError as exc:
+        raise StartupError(str(exc)) from exc
+    if echo_warnings:
+        for warning in config.warnings:
+            print(f"Warning: {warning}", file=sys.stderr)
+    return config
+
+
+# --- plugins ------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Plugins:
+    """What the engine needs from ``falconet.plugins.PluginSet``."""
+
+    registry: FieldRegistry
+    sources: Mapping[str, Any] = field(default_factory=dict)  # name -> LoadedSource
+    parsers: Mapping[str, Sequence[Any]] = field(default_factory=dict)
+    outputs: Mapping[str, Any] = field(default_factory=dict)  # name -> OutputSpec
+    versions: Mapping[str, str] = field(default_factory=dict)
+
+
+def load_run_plugins(config: Config) -> _Plugins:
+    try:
+        loaded = load_plugins(config)
+    except (PluginError, FileNotFoundError) as exc:
+        raise StartupError(str(exc)) from exc
+    return _Plugins(loaded.registry, loaded.sources, loaded.parsers, loaded.outputs,
+                    loaded.versions())
+
+
+# --- rules --------------------------------------------------------------------------------------
+
+
+@dataclass
+class RulesBuild:
+    state: RulesState
+    files: list[str]
+    loaded: int
+    enabled: int
+    warnings: int
+    config: Config
+
+
+def alert_options(config: Config) -> AlertOptions:
+    return AlertOptions(
+        json_output=config.json_output,
+        json_include_output_property=config.json_include_output_property,
+        json_include_tags_property=config.json_include_tags_property,
+        json_include_message_property=config.json_include_message_property,
+        json_include_output_fields_property=config.json_include_output_fields_property,
+        time_format_iso_8601=config.time_format_iso_8601,
+        append_output=config.append_output,
+    )
+
+
+def build_rules(config: Config, rules_paths: Sequence[str], registry: FieldRegistry,
+                plugin_versions: Mapping[str, str], *, announce: bool = True) -> RulesBuild:
+    """Load the rules files (``-r`` paths, else ``rules_files``), check plugin requirements,
+    select and index rules, build formatters. Raises ReloadError with upstream's text."""
+    entries = list(rules_paths) or list(config.rules_files)
+    if not entries:
+        raise ReloadError("You must specify at least one rules file/directory via -r or a "
+                          "rules_file entry in falco.yaml")
+    files = [str(p) for p in expand_rules_paths(entries)]
+    loader = RulesLoader(registry)
+    if announce:
+        _log.info("Loading rules from:\n" + "".join(f"   {f}\n" for f in files))
+    warnings = 0
+    error = ""
+    for name in files:
+        result = loader.load_file(name)
+        if not result.successful:
+            error = result_as_text(result, loader.contents, verbose=True)
+            break
+        if result.warnings:
+            warnings += len(result.warnings)
+            if announce:
+                print(result_as_text(result, loader.contents, verbose=True), file=sys.stderr)
+    unmet = loader.check_plugin_requirements(dict(plugin_versions))
+    if unmet:
+        error = unmet[0]  # upstream gives plugin requirements priority
+    if error:
+        raise ReloadError(error.rstrip("\n"))
+    ruleset = Ruleset(loader.rules, registry, min_priority=Priority.parse(config.priority),
+                      first_match=config.rule_matching == "first")
+    for sel in config.rules_selection:
+        verb = "Enabling" if sel.action == "enable" else "Disabling"
+        if sel.rule and announce:
+            _log.info(f"{verb} rules with name: {sel.rule}")
+        if sel.tag and announce:
+            _log.info(f"{verb} rules with tag: {sel.tag}")
+    ruleset.apply_selection(config.rules_selection)
+    options = alert_options(config)
+    formatters = {rule.name: AlertFormatter(rule, registry.table(rule.source), options)
+                  for rule in ruleset.enabled_rules}
+    order = {rule.name: i for i, rule in enumerate(loader.rules)}
+    return RulesBuild(RulesState(ruleset, formatters, order), files, len(loader.rules),
+                      len(formatters), warnings, config)
+
+
+# --- sources ------------------------------------------------------------------------------------
+
+
+def _event_source(plugins: _Plugins, name: str) -> EventSource | None:
+    loaded = plugins.sources.get(name)
+    return None if loaded is None else loaded.source
+
+
+def _source_context(plugins: _Plugins, name: str, stats: EngineStats,
+                    open_params: str | None = None) -> SourceContext:
+    """The loaded plugin's context (or an empty one), counting into the engine's stats."""
+    log = get_logger(source=name)
+    loaded = plugins.sources.get(name)
+    ctx = loaded.context(log) if loaded is not None else SourceContext("", {}, log=log)
+    if open_params is not None:
+        ctx.open_params = open_params
+    stats.source(name).counters = ctx.counters
+    return ctx
+
+
+def replay_stream(options: RunOptions, plugins: _Plugins, stats: EngineStats,
+                  progress: bool) -> dict[str, BatchStream]:
+    """``--source NAME -e PATH``: the source's own reader, or the generic JSON-lines one."""
+    name = options.replay_source or ""
+    path = Path(options.replay_path or "")
+    if not path.exists():
+        raise StartupError(f"Could not open replay input {path}: no such file or directory")
+    source = _event_source(plugins, name)
+    if source is None and not plugins.registry.has_source(name):
+        known = sorted(set(plugins.sources) | set(plugins.registry.sources))
+        raise StartupError(f"Unknown event source '{name}' (known: {', '.join(known)})")
+    ctx = _source_context(plugins, name, stats, str(path))
+    if source is not None and source.replay is not None:
+        _log.info(f"Opening '{name}' source with a replay of {path}")
+        return {name: source.replay(path, ctx)}
+    schema = source is None or not source.json_payload
+    _log.info(f"Opening '{name}' source with a JSON-lines replay of {path}")
+    return {name: read_json_lines(name, path, ctx.counters, schema=schema,
+                                  progress=progress, log=ctx.log)}
+
+
+def enabled_live_sources(options: RunOptions, plugins: _Plugins) -> list[str]:
+    """Loaded sources, narrowed by --enable-source / --disable-source (as upstream)."""
+    names = list(plugins.sources)
+    for wanted in (*options.enable_sources, *options.disable_sources):
+        if wanted not in plugins.sources:
+            raise StartupError(f"Attempted enabling/disabling unknown event source: {wanted}")
+    if options.enable_sources:
+        names = [n for n in names if n in options.enable_sources]
+    names = [n for n in names if n not in options.disable_sources]
+    if not names:
+        raise StartupError("Must enable at least one event source")
+    return names
+
+
+def live_streams(names: Sequence[str], plugins: _Plugins,
+                 stats: EngineStats) -> dict[str, BatchStream]:
+    streams: dict[str, BatchStream] = {}
+    for name in names:
+        loaded = plugins.sources[name]
+        ctx = _source_context(plugins, name, stats)
+        _log.info(f"Opening '{name}' source with plugin '{loaded.loaded.plugin.name}'")
+        try:
+            streams[name] = loaded.source.open(ctx)
+        except Exception as exc:
+            raise StartupError(f"Could not open source '{name}': {exc}") from exc
+    return streams
+
+
+# --- outputs ------------------------------------------------------------------------------------
+
+
+def create_outputs(config: Config, plugins: _Plugins) -> dict[str, Output]:
+    ctx = OutputContext(json_output=config.json_output,
+                        log=get_logger(component="output"))
+    outputs: dict[str, Output] = {}
+    try:
+        from falconet.outputs import builtin_outputs
+    except ImportError:
+        builtin_outputs = None  # type: ignore[assignment]
+    try:
+        if builtin_outputs is not None:
+            outputs.update(builtin_outputs(config, ctx))
+        for name, spec in plugins.outputs.items():
+            section = config.raw.get(f"{name}_output")
+            if isinstance(section, Mapping) and section.get("enabled") is True:
+                settings = {k: v for k, v in section.items() if k != "enabled"}
+                outputs[name] = spec.create(settings, ctx)
+    except (OSError, ValueError, ConfigError) as exc:
+        raise StartupError(f"Could not create outputs: {exc}") from exc
+    return outputs
+
+
+def internal_alert(config: Config, rule: str, message: str, priority: Priority) -> Alert:
+    """An alert of the engine itself (``falco_outputs::handle_msg``): not counted per rule."""
+    now = time.time_ns()
+    hostname = alert_options(config).hostname
+    doc = {"hostname": hostname, "output": message, "output_fields": {},
+           "priority": priority.label, "rule": rule, "source": INTERNAL_SOURCE,
+           "time": iso8601_ns(now)}
+    if config.json_output:
+        line = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS).decode()
+    else:
+        when = iso8601_ns(now) if config.time_format_iso_8601 else clock_ns(now)
+        line = f"{when}: {priority.label} {message} ()"
+    return Alert(rule, priority.label, INTERNAL_SOURCE, now, line, doc)
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+
+def run(options: RunOptions) -> int:
+    """Run falconet; returns the process exit code."""
+    try:
+        return asyncio.run(_run(options))
+    except StartupError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+async def _run(options: RunOptions) -> int:
+    config = load_run_config(options)
+    try:
+        configure_logging(config)
+    except ValueError as exc:
+        raise StartupError(str(exc)) from exc
+    if config.loaded_files:
+        _log.info("Falco initialized with configuration files:\n"
+                  + "".join(f"   {f}\n" for f in config.loaded_files))
+    plugins = load_run_plugins(config)
+    try:
+        built = build_rules(config, options.rules_paths, plugins.registry, plugins.versions)
+    except ReloadError as exc:
+        raise StartupError(str(exc)) from exc
+    stats = EngineStats()
+    _record_rules(stats, built)
+    replay = options.replay_source is not None or options.replay_path is not None
+    if replay and not (options.replay_source and options.replay_path):
+        raise StartupError("a replay needs both --source NAME and -e PATH")
+    progress = sys.stderr.isatty() if options.progress is None else options.progress
+    live_names = [] if replay else enabled_live_sources(options, plugins)
+    if not replay:
+        _log.info("Enabled event sources: " + ", ".join(live_names))
+    if options.dry_run:
+        _log.info("Dry run: rules loaded and sources checked, not processing events")
+        return EXIT_OK
+    streams = (replay_stream(options, plugins, stats, progress) if replay
+               else live_streams(live_names, plugins, stats))
+    outputs = create_outputs(config, plugins)
+    dispatcher = Dispatcher(outputs, stats, config.outputs_queue_capacity)
+    engine = Engine(built.state, dispatcher, stats, plugins.parsers)
+    return await _serve(options, config, built, plugins, stats, engine, dispatcher, streams,
+                        webserver=not replay and config.webserver.enabled)
+
+
+def _record_rules(stats: EngineStats, built: RulesBuild) -> None:
+    stats.rules.files = len(built.files)
+    stats.rules.loaded = built.loaded
+    stats.rules.enabled = built.enabled
+    stats.rules.warnings = built.warnings
+    stats.rules.errors = 0
+
+
+async def _serve(options: RunOptions, config: Config, built: RulesBuild, plugins: _Plugins,
+                 stats: EngineStats, engine: Engine, dispatcher: Dispatcher,
+                 streams: dict[str, BatchStream], *, webserver: bool) -> int:
+    loop = asyncio.get_running_loop()
+    current = {"config": config, "files": built.files}
+
+    def on_terminate(signame: str) -> None:
+        _log.info(f"{signame} received, exiting...")
+        engine.stop(signame)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_terminate, sig.name)
+
+    def rebuild() -> RulesBuild:
+        try:
+            new_config = load_run_config(options, echo_warnings=False)
+        except StartupError as exc:
+            raise ReloadError(f"config: {exc}") from exc
+        return build_rules(new_config, options.rules_paths, plugins.registry, plugins.versions,
+                           announce=False)
+
+    def apply(new: RulesBuild) -> None:
+        engine.swap(new.state)
+        current["config"], current["files"] = new.config, new.files
+        _record_rules(stats, new)
+        stats.rules.reloads += 1
+
+    def on_failure(message: str) -> None:
+        stats.rules.failed_reloads += 1
+        dispatcher.put(internal_alert(current["config"], HOT_RESTART_FAILURE,  # type: ignore
+                                      f"{HOT_RESTART_FAILURE}: {message}", Priority.CRITICAL))
+
+    def watched() -> list[str]:
+        cfg: Config = current["config"]  # type: ignore[assignment]
+        return [*cfg.loaded_files, *(options.rules_paths or cfg.rules_files),
+                *current["files"]]  # type: ignore[misc]
+
+    reloader = Reloader(rebuild, apply, on_failure)
+    watcher = FileWatcher(watched, reloader.request) if config.watch_config_files else None
+    if watcher is not None:
+        reloader.on_done = watcher.rearm
+    install_sighup(loop, reloader)
+    tasks = start_tasks(reloader, watcher)
+    server = await _start_webserver(config, stats, plugins, engine) if webserver else None
+    try:
+        ok = await engine.run(streams, duration_s=options.duration_s,
+                              drain_timeout=config.typed.get("output_timeout", 2000) / 1000)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if server is not None:
+            try:
+                await server.stop()
+            except Exception as exc:
+                _log.error("webserver failed to stop", error=repr(exc))
+        for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", signal.SIGTERM)):
+            loop.remove_signal_handler(sig)
+    engine.print_summary()
+    return EXIT_OK if ok else EXIT_FAILURE
+
+
+async def _start_webserver(config: Config, stats: EngineStats, plugins: _Plugins,
+                           engine: Engine) -> Any:
+    """The health/metrics server; a failure to start is logged, the engine runs on."""
+    try:
+        from falconet.webserver import start_webserver
+    except ImportError:
+        _log.warning("webserver not available in this build")
+        return None
+    settings = config.webserver
+    _log.info(f"Starting health webserver with threadiness {settings.threadiness}, listening "
+              f"on {settings.listen_address}:{settings.listen_port}")
+    versions = {"falco_version": __version__, "engine_version": ENGINE_VERSION,
+                **plugins.versions}
+    try:
+        return await start_webserver(settings, stats, versions, lambda: not engine.stopping)
+    except Exception as exc:
+        _log.error("webserver failed to start", error=str(exc))
+        return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """A minimal entry (``python -m falconet.app``) for tests and scripts; the ``falconet``
+    command is the full interface: ``-c FILE -o K=V -r PATH --source NAME -e PATH -M SECONDS
+    --dry-run``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m falconet.app")
+    parser.add_argument("-c", dest="config_path")
+    parser.add_argument("-o", dest="overrides", action="append", default=[])
+    parser.add_argument("-r", dest="rules_paths", action="append", default=[])
+    parser.add_argument("--source", dest="replay_source")
+    parser.add_argument("-e", dest="replay_path")
+    parser.add_argument("-M", dest="duration_s", type=float)
+    parser.add_argument("--dry-run", action="store_true")
+    parser.add_argument("--enable-source", dest="enable_sources", action="append", default=[])
+    parser.add_argument("--disable-source", dest="disable_sources", action="append", default=[])
+    parser.add_argument("-U", dest="unbuffered", action="store_true")
+    args = parser.parse_args(argv)
+    return run(RunOptions(
+        config_path=args.config_path, overrides=tuple(args.overrides),
+        rules_paths=tuple(args.rules_paths), replay_source=args.replay_source,
+        replay_path=args.replay_path, duration_s=args.duration_s, dry_run=args.dry_run,
+        enable_sources=tuple(args.enable_sources), disable_sources=tuple(args.disable_sources),
+        unbuffered=args.unbuffered, progress=False))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
