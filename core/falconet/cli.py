@@ -11,7 +11,7 @@ and ``-h`` start fast.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from falconet.api import Plugin
     from falconet.config import Config
     from falconet.fields import FieldRegistry
+    from falconet.plugins import PluginSet
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -248,35 +249,21 @@ def _print_version(json_output: bool) -> None:
 
 def _discovered() -> list[Plugin]:
     """Every installed plugin (entry points), loaded or not."""
-    try:
-        from falconet.plugins import discover
-    except ImportError:  # the plugin loader is not part of this build
-        return []
-    return list(discover().values())
+    from falconet.plugins import PluginError, discover
 
-
-def _plugin_set(config: Config) -> tuple[FieldRegistry, list[Plugin]]:
-    """The field registry and the plugins that ``config`` loads; a plugin error ends the
-    command."""
     try:
-        from falconet.plugins import PluginError, load_plugins
-    except ImportError:  # the plugin loader is not part of this build: upstream's field tables
-        return _schema_registry(), []
-    try:
-        plugin_set = load_plugins(config)
+        return list(discover().values())
     except PluginError as exc:
         _fail(str(exc))
-    loaded = plugin_set.loaded
-    plugins = list(loaded.values()) if isinstance(loaded, Mapping) else list(loaded)
-    return plugin_set.registry, plugins
 
 
-def _schema_registry() -> FieldRegistry:
-    from falconet.fields import schema_registry
+def _plugin_set(config: Config) -> PluginSet:
+    """What ``config`` loads (plugins, sources, field tables); a plugin error ends the command."""
+    from falconet.plugins import PluginError, load_plugins
 
     try:
-        return schema_registry()
-    except FileNotFoundError as exc:
+        return load_plugins(config)
+    except PluginError as exc:
         _fail(str(exc))
 
 
@@ -298,7 +285,7 @@ def _console() -> Any:
 def _run_list_fields(config: Config, source: str, names_only: bool, fmt: str) -> int:
     from falconet import listing
 
-    registry, _ = _plugin_set(config)
+    registry = _plugin_set(config).registry
     if source and not registry.has_source(source):
         _fail("Value for --list must be a valid source type")
     classes = listing.field_classes(registry, source)
@@ -318,7 +305,7 @@ def _run_list_fields(config: Config, source: str, names_only: bool, fmt: str) ->
 def _run_list_plugins(config: Config) -> int:
     from falconet import listing
 
-    _, plugins = _plugin_set(config)
+    plugins = [lp.plugin for lp in _plugin_set(config).loaded]
     if (console := _console()) is not None:
         listing.print_plugins_rich(plugins, console)
     else:
@@ -345,7 +332,7 @@ def _run_support(config: Config, config_path: str | None, options: Sequence[str]
                  rules_paths: Sequence[str]) -> int:
     from falconet.support import support_document
 
-    _, plugins = _plugin_set(config)
+    plugins = [lp.plugin for lp in _plugin_set(config).loaded]
     doc = support_document(config, config_path, options, rules_paths,
                            ["falconet", *sys.argv[1:]], plugins)
     click.echo(_dump(doc))
@@ -383,7 +370,7 @@ def _run_validate(config: Config, paths: list[str], describe_all: bool,
     from falconet.ruleset.describe import UnknownRuleError, described_rules_as_text
     from falconet.ruleset.report import result_as_json, result_as_text
 
-    registry = _schema_registry()
+    registry = _plugin_set(config).registry
     loader, results = _load(paths, registry)
     ok = all(r.successful for r in results)
     summary: list[str] = []
@@ -420,7 +407,7 @@ def _run_describe(config: Config, paths: list[str], describe_rule: str | None) -
     from falconet.ruleset.describe import UnknownRuleError, described_rules_as_text
     from falconet.ruleset.report import result_as_text
 
-    registry = _schema_registry()
+    registry = _plugin_set(config).registry
     files = expand_rules_paths(paths)
     loader, results = _load([str(f) for f in files], registry)
     for res in results:
