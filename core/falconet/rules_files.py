@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-import structlog
+from falconet.log import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger()
 
 RULES_SUFFIXES = (".yml", ".yaml")
 
