@@ -40,6 +40,7 @@ class RulesStats:
     warnings: int = 0
     reloads: int = 0
     failed_reloads: int = 0
+    loaded_ns: int = field(default_factory=time.time_ns)  # when the rules were last (re)loaded
 
 
 @dataclass
@@ -51,6 +52,8 @@ class EngineStats:
     sources: dict[str, SourceStats] = field(default_factory=dict)
     alerts_by_rule: dict[str, int] = field(default_factory=dict)
     rule_priority: dict[str, str] = field(default_factory=dict)  # rule -> priority label
+    rule_source: dict[str, str] = field(default_factory=dict)  # rule -> source (for /metrics)
+    rule_tags: dict[str, tuple[str, ...]] = field(default_factory=dict)  # rule -> tags
     outputs: dict[str, OutputStats] = field(default_factory=dict)
     rules: RulesStats = field(default_factory=RulesStats)
 
