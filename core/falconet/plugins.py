@@ -86,24 +86,29 @@ def plugin_manager(modules: Iterable[object] = ()) -> pluggy.PluginManager:
     return pm
 
 
-def _load_entry_points(pm: pluggy.PluginManager, catalogue: Catalogue) -> None:
-    """pluggy's loader, one entry point at a time, so that a broken one leaves the others (and
-    an entry point name used by two distributions is reported instead of silently skipped)."""
+def _load_entry_points(pm: pluggy.PluginManager, catalogue: Catalogue) -> dict[int, str]:
+    """pluggy's loader, one entry point at a time, so that a broken one leaves the others. An
+    entry point name that a second distribution uses too (pluggy would skip it silently) is
+    registered under ``name@distribution``. Returns module id -> origin for those."""
     seen: dict[str, str] = {}  # entry point name -> distribution
+    extra: dict[int, str] = {}
     for dist in metadata.distributions():
         dist_name = dist.metadata["Name"] or "?"
         for ep in dist.entry_points:
             if ep.group != hookspecs.PROJECT:
                 continue
             first = seen.setdefault(ep.name, dist_name)
-            if first != dist_name:
-                catalogue.failures[f"{dist_name}: entry point {ep.name}"] = (
-                    f"entry point name {ep.name!r} is already used by {first}; rename one")
-                continue
             try:
-                pm.load_setuptools_entrypoints(hookspecs.PROJECT, name=ep.name)
+                if first == dist_name:
+                    pm.load_setuptools_entrypoints(hookspecs.PROJECT, name=ep.name)
+                    continue
+                module = ep.load()
+                if not pm.is_registered(module):
+                    pm.register(module, name=f"{ep.name}@{dist_name}")
+                    extra[id(module)] = f"{dist_name} ({_module_name(module)})"
             except Exception as exc:  # a broken plugin must not hide the others
                 catalogue.failures[f"{dist_name}: entry point {ep.name}"] = _describe(exc)
+    return extra
 
 
 def _describe(exc: BaseException) -> str:
@@ -129,10 +134,11 @@ def discover(*, entry_points: bool = True, modules: Iterable[object] = ()) -> Ca
     import or whose hook raises is left out and recorded in ``Catalogue.failures``; two plugins
     with one name are a PluginError naming both providers."""
     catalogue = Catalogue()
-    pm = plugin_manager(modules)
-    if entry_points:
-        _load_entry_points(pm, catalogue)
-    origins = _origins(pm)
+    pm = plugin_manager()
+    origins = _load_entry_points(pm, catalogue) if entry_points else {}
+    for module in modules:
+        pm.register(module)
+    origins.update(_origins(pm))
     for impl in pm.hook.falconet_register_plugins.get_hookimpls():
         origin = origins.get(id(impl.plugin)) or _module_name(impl.plugin)
         register = _registrar(catalogue, origin)
