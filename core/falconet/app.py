@@ -37,7 +37,13 @@ from falconet.plugins import PluginError, load_plugins
 from falconet.reload import FileWatcher, Reloader, ReloadError, install_sighup, start_tasks
 from falconet.replay import read_json_lines
 from falconet.rules_files import expand_rules_paths
-from falconet.ruleset.alerts import AlertFormatter, AlertOptions, clock_ns, iso8601_ns
+from falconet.ruleset.alerts import (
+    AlertFormatter,
+    AlertOptions,
+    clock_ns,
+    escape_line,
+    iso8601_ns,
+)
 from falconet.ruleset.loader import RulesLoader
 from falconet.ruleset.model import Priority
 from falconet.ruleset.report import result_as_text
@@ -289,7 +295,7 @@ def internal_alert(config: Config, rule: str, message: str, priority: Priority) 
         line = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS).decode()
     else:
         when = iso8601_ns(now) if config.time_format_iso_8601 else clock_ns(now)
-        line = f"{when}: {priority.label} {message} ()"
+        line = escape_line(f"{when}: {priority.label} {message} ()")  # one line, as alerts
     return Alert(rule, priority.label, INTERNAL_SOURCE, now, line, doc)
 
 
