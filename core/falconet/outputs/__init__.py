@@ -30,7 +30,8 @@ __all__ = [
 
 
 def builtin_outputs(config: Config, ctx: OutputContext) -> dict[str, Output]:
-    """The enabled built-in outputs, by Falco's names, in Falco's order (file, stdout, syslog, program, http)."""
+    """The enabled built-in outputs by Falco's names, in Falco's order (file, stdout, syslog,
+    program, http)."""
     buffered = config.buffered_outputs
     timeout_ms: Any = config.typed.get("output_timeout", 2000)
     timeout_s = timeout_ms / 1000 if timeout_ms else None
