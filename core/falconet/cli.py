@@ -187,6 +187,17 @@ def main(rules_files: tuple[str, ...], validate: tuple[str, ...],
     if show_version and not (config_path or options):
         _print_version(json_output=False)
         return
+    if not (show_version or plugin_info is not None or list_plugins or list_source is not None
+            or validate or describe_all or describe_rule or support):
+        if enable_sources and disable_sources and replay_path is None:
+            _fail("You can not mix --enable-source and --disable-source")
+        if replay_path is not None and replay_source is None:
+            replay_source = _default_replay_source(config_path, options)
+        sys.exit(_run_engine(
+            config_path=config_path, overrides=options, rules_paths=rules_files,
+            replay_source=replay_source, replay_path=replay_path, duration_s=duration or None,
+            dry_run=dry_run, enable_sources=enable_sources, disable_sources=disable_sources,
+            unbuffered=unbuffered, progress=progress))
 
     from falconet.log import configure_logging
 
@@ -208,16 +219,7 @@ def main(rules_files: tuple[str, ...], validate: tuple[str, ...],
         if not paths:
             raise click.UsageError("-L/-l need rules: give -r FILE|DIR, or rules_files in -c")
         sys.exit(_run_describe(config, paths, describe_rule))
-    if support:
-        sys.exit(_run_support(config, config_path, options, rules_files))
-    if enable_sources and disable_sources and replay_path is None:
-        _fail("You can not mix --enable-source and --disable-source")
-    sys.exit(_run_engine(
-        config_path=config_path, overrides=options, rules_paths=rules_files,
-        replay_source=replay_source, replay_path=replay_path, duration_s=duration or None,
-        dry_run=dry_run, enable_sources=enable_sources, disable_sources=disable_sources,
-        unbuffered=unbuffered,
-        progress=sys.stderr.isatty() if progress is None else progress))
+    sys.exit(_run_support(config, config_path, options, rules_files))
 
 
 # --- configuration and plugins -----------------------------------------------------------------
@@ -429,12 +431,26 @@ def _run_describe(config: Config, paths: list[str], describe_rule: str | None) -
 # --- running -----------------------------------------------------------------------------------
 
 def _run_engine(**options: Any) -> int:
-    """Hand over to the engine (``falconet.app.run``), which returns the exit code."""
-    try:
-        from falconet.app import RunOptions, run
-    except ImportError:
-        _fail("this build of falconet has no engine (falconet.app is missing)")
+    """Hand over to the engine, which loads configuration, plugins and rules itself and
+    returns the exit code."""
+    from falconet.app import RunOptions, run
+
     return run(RunOptions(**options))
+
+
+def _default_replay_source(config_path: str | None, options: tuple[str, ...]) -> str:
+    """``-e`` without ``--source``: the only source the configuration loads, else syscall.
+    Configuration and plugin errors are left for the engine to report, once."""
+    from falconet.config import ConfigError, load_config
+    from falconet.log import configure_logging
+    from falconet.plugins import PluginError, load_plugins
+
+    configure_logging()  # plugin discovery logs; keep stdout for alerts
+    try:
+        sources = list(load_plugins(load_config(config_path, options)).sources)
+    except (ConfigError, PluginError):
+        return "syscall"
+    return sources[0] if len(sources) == 1 else "syscall"
 
 
 if __name__ == "__main__":  # pragma: no cover

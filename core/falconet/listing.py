@@ -87,7 +87,7 @@ def field_names(classes: Iterable[FieldClass]) -> list[str]:
 # --- plain text, markdown, JSON ---------------------------------------------------------------
 
 def _wrap(text: str) -> str:
-    lines = textwrap.wrap(text, _WIDTH - _LEFT) or [""]
+    lines = textwrap.wrap(text, _WIDTH - _LEFT - 1) or [""]  # upstream counts a trailing space
     return ("\n" + " " * _LEFT).join(lines)
 
 
