@@ -202,7 +202,7 @@ def print_plugins_rich(plugins: Sequence[Plugin], console: Any) -> None:
     table = Table(title=f"{len(plugins)} Plugins Loaded", title_justify="left")
     for column in ("Name", "Version", "Description", "Contact", "Capabilities"):
         table.add_column(column, style="bold cyan" if column == "Name" else None,
-                         no_wrap=column in ("Name", "Version"))
+                         no_wrap=column in ("Name", "Version"), overflow="fold")
     for p in plugins:
         table.add_row(p.name, p.version, p.description, p.contact,
                       "\n".join(plugin_capabilities(p)))
