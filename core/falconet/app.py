@@ -26,13 +26,13 @@ from typing import Any
 
 import orjson
 
-from falconet import ENGINE_VERSION, __version__
 from falconet.api import Alert, EventSource, Output, OutputContext, SourceContext
 from falconet.config import Config, ConfigError, load_config
 from falconet.dispatch import Dispatcher
 from falconet.engine import BatchStream, Engine, RulesState
 from falconet.fields import FieldRegistry
 from falconet.log import configure_logging, get_logger
+from falconet.outputs import builtin_outputs
 from falconet.plugins import PluginError, load_plugins
 from falconet.reload import FileWatcher, Reloader, ReloadError, install_sighup, start_tasks
 from falconet.replay import read_json_lines
@@ -49,6 +49,7 @@ from falconet.ruleset.model import Priority
 from falconet.ruleset.report import result_as_text
 from falconet.ruleset.ruleset import Ruleset
 from falconet.stats import EngineStats
+from falconet.webserver import WebServer, WebServerError, start_webserver, versions_info
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "RunOptions", "StartupError", "build_rules", "run"]
 
@@ -268,12 +269,7 @@ def create_outputs(config: Config, plugins: _Plugins) -> dict[str, Output]:
                         log=get_logger(component="output"))
     outputs: dict[str, Output] = {}
     try:
-        from falconet.outputs import builtin_outputs
-    except ImportError:
-        builtin_outputs = None  # type: ignore[assignment]
-    try:
-        if builtin_outputs is not None:
-            outputs.update(builtin_outputs(config, ctx))
+        outputs.update(builtin_outputs(config, ctx))
         for name, spec in plugins.outputs.items():
             section = config.raw.get(f"{name}_output")
             if isinstance(section, Mapping) and section.get("enabled") is True:
@@ -352,6 +348,7 @@ def _record_rules(stats: EngineStats, built: RulesBuild) -> None:
     stats.rules.enabled = built.enabled
     stats.rules.warnings = built.warnings
     stats.rules.errors = 0
+    stats.rules.loaded_ns = time.time_ns()
 
 
 async def _serve(options: RunOptions, config: Config, built: RulesBuild, plugins: _Plugins,
@@ -396,8 +393,12 @@ async def _serve(options: RunOptions, config: Config, built: RulesBuild, plugins
     if watcher is not None:
         reloader.on_done = watcher.rearm
     install_sighup(loop, reloader)
+    try:
+        server = await _start_webserver(config, stats, plugins, engine) if webserver else None
+    except StartupError:
+        await dispatcher.close(0)
+        raise
     tasks = start_tasks(reloader, watcher)
-    server = await _start_webserver(config, stats, plugins, engine) if webserver else None
     try:
         ok = await engine.run(streams, duration_s=options.duration_s,
                               drain_timeout=config.typed.get("output_timeout", 2000) / 1000)
@@ -417,23 +418,17 @@ async def _serve(options: RunOptions, config: Config, built: RulesBuild, plugins
 
 
 async def _start_webserver(config: Config, stats: EngineStats, plugins: _Plugins,
-                           engine: Engine) -> Any:
-    """The health/metrics server; a failure to start is logged, the engine runs on."""
-    try:
-        from falconet.webserver import start_webserver
-    except ImportError:
-        _log.warning("webserver not available in this build")
-        return None
+                           engine: Engine) -> WebServer:
+    """The health/metrics server; failing to listen ends the run, as upstream."""
     settings = config.webserver
+    ssl = " (SSL)" if settings.ssl_enabled else ""
     _log.info(f"Starting health webserver with threadiness {settings.threadiness}, listening "
-              f"on {settings.listen_address}:{settings.listen_port}")
-    versions = {"falco_version": __version__, "engine_version": ENGINE_VERSION,
-                **plugins.versions}
+              f"on {settings.listen_address}:{settings.listen_port}{ssl}")
     try:
-        return await start_webserver(settings, stats, versions, lambda: not engine.stopping)
-    except Exception as exc:
-        _log.error("webserver failed to start", error=str(exc))
-        return None
+        return await start_webserver(settings, stats, versions_info(plugins.versions),
+                                     lambda: not engine.stopping, metrics=config.metrics)
+    except WebServerError as exc:
+        raise StartupError(f"an error occurred while starting webserver: {exc}") from exc
 
 
 def main(argv: Sequence[str] | None = None) -> int:

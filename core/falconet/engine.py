@@ -152,12 +152,19 @@ class Engine:
                     continue
                 count = by_rule.get(name)
                 if count is None:
-                    self.stats.rule_priority[name] = rule.priority.label
+                    self._first_alert(rule)
                     count = 0
                 by_rule[name] = count + 1
                 put(alert)
                 raised += 1
         return raised
+
+    def _first_alert(self, rule: Any) -> None:
+        """Labels of a rule's counter (read by /metrics), set when it first fires."""
+        stats = self.stats
+        stats.rule_priority[rule.name] = rule.priority.label
+        stats.rule_source[rule.name] = rule.source
+        stats.rule_tags[rule.name] = tuple(sorted(rule.tags))
 
     def _evaluate_one_by_one(self, ruleset: Ruleset, source: str,
                              batch: Iterable[Any]) -> list[tuple[Any, list[Any]]]:
