@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import shlex
+import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -155,3 +160,34 @@ def test_structlog_is_imported_only_when_a_record_is_written() -> None:
                           check=True)
     assert done.stdout.split() == ["False", "True"]
     assert re.fullmatch(CTIME + r": kept\n", done.stderr)
+
+
+def test_log_syslog_sends_falco_priorities_with_ident_falco(tmp_path: Path) -> None:
+    """syslog(3) writes to /dev/log: a private mount namespace points it at our socket."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("needs root and unshare(1) to give syslog(3) a private /dev/log")
+    sock_path = tmp_path / "log"
+    code = ("from falconet.config import load_config; "
+            "from falconet.log import configure_logging, get_logger; "
+            "configure_logging(load_config(None, ['log_stderr=false'], env={})); "
+            "log = get_logger(source='k8s_audit'); "
+            "log.warning('dropped', n=1); log.debug('filtered'); log.info('started'); "
+            "log.emergency('last')")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as receiver:
+        receiver.bind(str(sock_path))
+        receiver.settimeout(60)
+        done = subprocess.run(
+            ["unshare", "-m", "sh", "-c", f"mount -t tmpfs none /dev && ln -s {sock_path} "
+             f"/dev/log && exec {shlex.quote(sys.executable)} -c {shlex.quote(code)}"],
+            capture_output=True, text=True)
+        if done.returncode != 0 and "mount" in done.stderr + done.stdout:
+            pytest.skip(f"no private mount namespace here: {done.stderr.strip()}")
+        assert done.returncode == 0, done.stderr
+        received = [receiver.recv(4096).decode() for _ in range(3)]
+    stamp = r"[A-Z][a-z]{2} [ \d]\d \d{2}:\d{2}:\d{2}"
+    # <facility user (8) + Falco's level>; no time in the message itself, unlike stderr
+    expected = [r"<12>{} falco: dropped source=k8s_audit n=1", r"<14>{} falco: started "
+                r"source=k8s_audit", r"<8>{} falco: last source=k8s_audit"]
+    assert [bool(re.fullmatch(e.format(stamp), r)) for e, r in zip(expected, received,
+                                                                     strict=True)] == [
+        True, True, True], received
