@@ -10,10 +10,10 @@ datagram per alert, TCP uses RFC 6587 octet-counted frames on one kept connectio
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import syslog
 from collections.abc import Sequence
-from typing import Any
 
 from falconet.api import Alert, OutputError
 from falconet.outputs._common import Delivered, line_bytes
@@ -102,7 +102,7 @@ class RemoteSyslogOutput:
             except OSError as exc:
                 self._drop()
                 raise OutputError(f"syslog output: cannot send to {self._where()}: "
-                                  f"{exc.strerror or exc}") from exc
+                                  f"{_reason(exc)}") from exc
             self._delivered.mark(alert)
         self._delivered.clear()
 
@@ -116,8 +116,8 @@ class RemoteSyslogOutput:
                                    self._timeout)
         except (OSError, TimeoutError) as exc:
             self._drop()
-            reason = "timed out" if isinstance(exc, TimeoutError) else exc.strerror or exc
-            raise OutputError(f"syslog output: cannot send to {self._where()}: {reason}") from exc
+            raise OutputError(f"syslog output: cannot send to {self._where()}: "
+                              f"{_reason(exc)}") from exc
 
     async def _open(self, kind: socket.SocketKind) -> socket.socket:
         """Resolve ``host`` (without blocking the loop) and connect to the first address that
@@ -127,8 +127,8 @@ class RemoteSyslogOutput:
             infos = await loop.getaddrinfo(self.host, self.port, type=kind)
         except OSError as exc:
             raise OutputError(f"syslog output: cannot resolve {self.host}: "
-                              f"{exc.strerror or exc}") from exc
-        reason: Any = "no address"
+                              f"{_reason(exc)}") from exc
+        reason = "no address"
         for family, type_, proto, _, addr in infos:
             sock = socket.socket(family, type_, proto)
             sock.setblocking(False)
@@ -136,7 +136,7 @@ class RemoteSyslogOutput:
                 await asyncio.wait_for(loop.sock_connect(sock, addr), self._timeout)
             except (OSError, TimeoutError) as exc:
                 sock.close()
-                reason = "timed out" if isinstance(exc, TimeoutError) else exc.strerror or exc
+                reason = _reason(exc)
                 continue
             self._sock = sock
             return sock
@@ -149,6 +149,15 @@ class RemoteSyslogOutput:
 
     async def close(self) -> None:
         self._drop()
+
+
+def _reason(exc: OSError) -> str:
+    """``Connection refused`` rather than asyncio's ``Connect call failed ('h', 514)``."""
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, socket.gaierror):
+        return exc.strerror or str(exc)
+    return os.strerror(exc.errno) if exc.errno else str(exc)
 
 
 def _peer_closed(sock: socket.socket) -> bool:
