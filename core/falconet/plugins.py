@@ -23,13 +23,13 @@ from typing import Any
 
 import jsonschema
 import pluggy
-import structlog
 
 from falconet import hookspecs
 from falconet.api import EventBatch, EventSource, OutputSpec, Plugin, SourceContext
 from falconet.common_fields import common_field_table, json_event_text, json_field_specs
 from falconet.config import Config, PluginConfig
 from falconet.fields import FieldRegistry, FieldTable, find_upstream_fields_tsv, schema_registry
+from falconet.log import get_logger
 
 __all__ = [
     "Catalogue",
@@ -149,7 +149,8 @@ def discover(*, entry_points: bool = True, modules: Iterable[object] = ()) -> Ca
         except Exception as exc:
             catalogue.failures[origin] = _describe(exc)
     for where, why in catalogue.failures.items():
-        structlog.get_logger().error("plugin failed to load", provider=where, error=why)
+        get_logger(component="plugins").error("plugin failed to load", provider=where,
+                                               error=why)
     return catalogue
 
 
@@ -220,7 +221,7 @@ def load_plugins(config: Config, available: Mapping[str, Plugin] | None = None, 
     defaults to ``discover()``; ``fields_tsv`` to upstream's field list when it can be found
     (without it, only loaded plugins' sources and an empty ``syscall`` table exist)."""
     catalogue = discover() if available is None else available
-    log = structlog.get_logger()
+    log = get_logger(component="plugins")
     loaded = [_load_one(entry, catalogue, log) for entry in _selected(config)]
     plugin_set = PluginSet(loaded=loaded)
     plugin_set.sources = _sources(loaded)
@@ -255,7 +256,7 @@ def _load_one(entry: PluginConfig, available: Mapping[str, Plugin], log: Any) ->
     if plugin is None:
         raise PluginError(_not_installed(entry.name, available))
     if entry.library_path:
-        log.info("plugin library_path is not opened: falconet uses the installed Python plugin "
+        log.notice("plugin library_path is not opened: falconet uses the installed Python plugin "
                  "of the same name", plugin=entry.name, library_path=entry.library_path,
                  provided_by=getattr(available, "origins", {}).get(entry.name, "?"))
     init_config = _init_config(entry.name, entry.init_config)

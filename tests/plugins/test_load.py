@@ -7,9 +7,9 @@ from pathlib import Path
 
 import orjson
 import pytest
-import structlog
 
 from falconet.api import EventParser, JsonEvent, OutputSpec, Plugin
+from falconet.log import configure_logging
 from falconet.plugins import Catalogue, PluginError, load_plugins
 
 from .conftest import config, plugin, source, table
@@ -72,27 +72,31 @@ def test_a_plugin_listed_twice_is_upstreams_error() -> None:
 
 
 def test_a_shared_library_path_maps_to_the_python_plugin_with_one_notice(
-        installed: Catalogue) -> None:
-    with structlog.testing.capture_logs() as logs:
-        loaded = load_plugins(config({"plugins": [
-            K8S, {"name": "json", "library_path": "/usr/share/falco/plugins/libjson.so"}]}),
-            installed)
+        installed: Catalogue, capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging()
+    capsys.readouterr()
+    loaded = load_plugins(config({"plugins": [
+        K8S, {"name": "json", "library_path": "/usr/share/falco/plugins/libjson.so"}]}),
+        installed)
     assert loaded.loaded[0].plugin is installed["k8saudit"]
     assert loaded.loaded[1].library_path == "/usr/share/falco/plugins/libjson.so"
-    notices = [(e["plugin"], e["library_path"], e["provided_by"], e["log_level"]) for e in logs]
-    assert notices == [
-        ("k8saudit", "libk8saudit.so", "falconet-k8s-audit (falconet_k8s_audit.plugin)", "info"),
-        ("json", "/usr/share/falco/plugins/libjson.so", "falconet (falconet.builtin_plugins)",
-         "info"),
+    lines = capsys.readouterr().err.splitlines()
+    notice = ("plugin library_path is not opened: falconet uses the installed Python plugin of "
+              "the same name component=plugins ")
+    assert [line.split(": ", 1)[1] for line in lines] == [
+        notice + "plugin=k8saudit library_path=libk8saudit.so "
+        "provided_by='falconet-k8s-audit (falconet_k8s_audit.plugin)'",
+        notice + "plugin=json library_path=/usr/share/falco/plugins/libjson.so "
+        "provided_by='falconet (falconet.builtin_plugins)'",
     ]
-    assert logs[0]["event"] == ("plugin library_path is not opened: falconet uses the installed "
-                                "Python plugin of the same name")
 
 
-def test_no_library_path_no_notice(installed: Catalogue) -> None:
-    with structlog.testing.capture_logs() as logs:
-        load_plugins(config({"plugins": [{"name": "json"}]}), installed)
-    assert logs == []
+def test_no_library_path_no_notice(installed: Catalogue,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging()
+    capsys.readouterr()
+    load_plugins(config({"plugins": [{"name": "json"}]}), installed)
+    assert capsys.readouterr().err == ""
 
 
 # --- init_config and open_params ------------------------------------------------------------------
