@@ -6,6 +6,11 @@ follow Falco: 0 on success, 1 on any error -- including a bad command line, whic
 end with 2 (Falco prints ``Error: ...`` and exits 1 for those too). Heavy modules (the rule
 engine, the plugins, aiohttp) are imported only by the step that needs them, so ``--version``
 and ``-h`` start fast.
+
+Differences from Falco: ``-V`` checks the rules' content but not ``required_plugin_versions``
+(the engine does, when it runs), so rules files validate without their plugins configured;
+``--support`` reads the rules files without loading them, so it also works when they are broken;
+``--plugin-info`` finds any installed plugin by name, configured or not.
 """
 
 from __future__ import annotations
