@@ -46,7 +46,7 @@ async def query(session: aiohttp.ClientSession, base: str, promql: str) -> list[
     async with session.get(f"{base}/api/v1/query", params={"query": promql}) as resp:
         doc = await resp.json()
     assert doc["status"] == "success", doc
-    return sorted(doc["data"]["result"], key=lambda r: sorted(r["metric"].items()))
+    return sorted(doc["data"]["result"], key=lambda r: str(r["metric"].get("job")))
 
 
 async def query_when_scraped(session: aiohttp.ClientSession, base: str, promql: str,
