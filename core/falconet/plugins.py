@@ -87,27 +87,38 @@ def plugin_manager(modules: Iterable[object] = ()) -> pluggy.PluginManager:
 
 
 def _load_entry_points(pm: pluggy.PluginManager, catalogue: Catalogue) -> dict[int, str]:
-    """pluggy's loader, one entry point at a time, so that a broken one leaves the others. An
-    entry point name that a second distribution uses too (pluggy would skip it silently) is
-    registered under ``name@distribution``. Returns module id -> origin for those."""
-    seen: dict[str, str] = {}  # entry point name -> distribution
-    extra: dict[int, str] = {}
+    """pluggy's loader, so that a broken entry point leaves the others (after a failure the rest
+    load one by one), and an entry point name that a second distribution uses too (pluggy would
+    skip it silently) is registered as ``name@distribution``. Returns module id -> origin for
+    those."""
+    firsts: dict[str, str] = {}  # entry point name -> the distribution pluggy loads it from
+    seconds: list[tuple[str, metadata.EntryPoint]] = []
     for dist in metadata.distributions():
-        dist_name = dist.metadata["Name"] or "?"
-        for ep in dist.entry_points:
-            if ep.group != hookspecs.PROJECT:
-                continue
-            first = seen.setdefault(ep.name, dist_name)
+        eps = [ep for ep in dist.entry_points if ep.group == hookspecs.PROJECT]
+        if not eps:
+            continue
+        dist_name = dist.metadata["Name"] or "?"  # read only for plugin distributions: slow
+        for ep in eps:
+            first = firsts.setdefault(ep.name, dist_name)
+            if first != dist_name:
+                seconds.append((dist_name, ep))
+    try:
+        pm.load_setuptools_entrypoints(hookspecs.PROJECT)
+    except Exception:
+        for name, dist_name in firsts.items():
             try:
-                if first == dist_name:
-                    pm.load_setuptools_entrypoints(hookspecs.PROJECT, name=ep.name)
-                    continue
-                module = ep.load()
-                if not pm.is_registered(module):
-                    pm.register(module, name=f"{ep.name}@{dist_name}")
-                    extra[id(module)] = f"{dist_name} ({_module_name(module)})"
+                pm.load_setuptools_entrypoints(hookspecs.PROJECT, name=name)
             except Exception as exc:  # a broken plugin must not hide the others
-                catalogue.failures[f"{dist_name}: entry point {ep.name}"] = _describe(exc)
+                catalogue.failures[f"{dist_name}: entry point {name}"] = _describe(exc)
+    extra: dict[int, str] = {}
+    for dist_name, ep in seconds:
+        try:
+            module = ep.load()
+            if not pm.is_registered(module):
+                pm.register(module, name=f"{ep.name}@{dist_name}")
+                extra[id(module)] = f"{dist_name} ({_module_name(module)})"
+        except Exception as exc:
+            catalogue.failures[f"{dist_name}: entry point {ep.name}"] = _describe(exc)
     return extra
 
 
