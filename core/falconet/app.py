@@ -29,7 +29,7 @@ import orjson
 from falconet.api import Alert, EventSource, Output, OutputContext, SourceContext
 from falconet.config import Config, ConfigError, load_config
 from falconet.dispatch import Dispatcher
-from falconet.engine import BatchStream, Engine, RulesState
+from falconet.engine import BatchStream, Engine, RulesState, settle_heap
 from falconet.fields import FieldRegistry
 from falconet.log import configure_logging, get_logger
 from falconet.outputs import builtin_outputs
@@ -338,6 +338,7 @@ async def _run(options: RunOptions) -> int:
     outputs = create_outputs(config, plugins)
     dispatcher = Dispatcher(outputs, stats, config.outputs_queue_capacity)
     engine = Engine(built.state, dispatcher, stats, plugins.parsers)
+    settle_heap()
     return await _serve(options, config, built, plugins, stats, engine, dispatcher, streams,
                         webserver=not replay and config.webserver.enabled)
 
