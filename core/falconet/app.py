@@ -158,7 +158,7 @@ def build_rules(config: Config, rules_paths: Sequence[str], registry: FieldRegis
     files = [str(p) for p in expand_rules_paths(entries)]
     loader = RulesLoader(registry)
     if announce:
-        _log.info("Loading rules from:\n" + "".join(f"   {f}\n" for f in files))
+        _log.info("\n".join(["Loading rules from:", *(f"   {f}" for f in files)]))
     warnings = 0
     error = ""
     for name in files:
@@ -227,7 +227,10 @@ def replay_stream(options: RunOptions, plugins: _Plugins, stats: EngineStats,
     if source is not None and source.replay is not None:
         _log.info(f"Opening '{name}' source with a replay of {path}")
         return {name: source.replay(path, ctx)}
-    schema = source is None or not source.json_payload
+    # without a loaded source, the field table decides: schema-only fields (upstream's syscall
+    # list) read pre-extracted values; a plugin's extractors read the JSON payload
+    schema = (any(spec.make_extractor is None for spec in plugins.registry.table(name))
+              if source is None else not source.json_payload)
     _log.info(f"Opening '{name}' source with a JSON-lines replay of {path}")
     return {name: read_json_lines(name, path, ctx.counters, schema=schema,
                                   progress=progress, log=ctx.log)}
@@ -314,8 +317,8 @@ async def _run(options: RunOptions) -> int:
     except ValueError as exc:
         raise StartupError(str(exc)) from exc
     if config.loaded_files:
-        _log.info("Falco initialized with configuration files:\n"
-                  + "".join(f"   {f}\n" for f in config.loaded_files))
+        _log.info("\n".join(["Falco initialized with configuration files:",
+                             *(f"   {f}" for f in config.loaded_files)]))
     plugins = load_run_plugins(config)
     try:
         built = build_rules(config, options.rules_paths, plugins.registry, plugins.versions)
