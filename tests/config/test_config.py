@@ -405,7 +405,7 @@ def test_syslog_output_remote_keys() -> None:
                            "syslog_output.proto=TCP", "syslog_output.facility=Local3"], env={})
     assert (c.syslog.host, c.syslog.port, c.syslog.proto, c.syslog.facility) == (
         "logs.internal", 6514, "tcp", "local3")
-    with pytest.raises(ConfigError, match="^syslog_output.facility: expected one of kern, user"):
+    with pytest.raises(ConfigError, match=r"^syslog_output\.facility: expected one of kern, user"):
         load_config(None, ["syslog_output.facility=local9"], env={})
 
 
