@@ -100,7 +100,7 @@ class HttpOutput:
                 raise OutputError(f"http output: TLS settings for {self.url}: {exc}") from exc
         # force_close: a connection per request when keep_alive is off.
         connector = aiohttp.TCPConnector(ssl=ssl_arg, force_close=not self._keep_alive)
-        # No auto_decompress games and no cookies: a webhook is stateless.
+        # No cookie jar: a webhook is stateless, and a server must not steer later requests.
         return aiohttp.ClientSession(connector=connector, timeout=self._timeout,
                                      cookie_jar=aiohttp.DummyCookieJar())
 
