@@ -2,10 +2,10 @@
 
 Safety: rule text never becomes code. Every identifier in the generated source is made here from
 a counter (``_x3`` extractor, ``_f2`` transformer, ``_k7`` constant, ``_v1`` cached value, ``_h4``
-helper, ``_p0`` result, ``_d0`` JSON document); every literal, converted value, regex or set is a
-pre-built object handed to the function through its namespace under such a name, and the
-function runs without builtins (only ``type``, ``dict`` and ``str`` are handed in, as ``_ty``,
-``_dc`` and ``_st``).
+helper, ``_p0`` result, ``_d0`` JSON document, ``_o1`` object inside it); every literal, converted
+value, regex or set is a pre-built object handed to the function through its namespace under such
+a name, and the function runs without builtins (only ``type``, ``dict`` and ``str`` are handed
+in, as ``_ty``, ``_dc`` and ``_st``).
 
 Speed: each operand is extracted at most once per call (locals filled with the walrus operator,
 so short-circuiting still skips what is not needed); a reference after a certain earlier read is
@@ -77,6 +77,8 @@ class _Codegen:
             "_ND": NO_DOCUMENT,
         }
         self.docs: dict[int, int] = {}  # id(InlinePath.document) -> index of its _d local
+        #: (document index, keys but the last) of nested JSON paths -> index of its _o local
+        self.parents: dict[tuple[int, tuple[str, ...]], int] = {}
         #: a document the caller passes in (argument ``_dd``), already read: local ``_d0``
         self.document_given = document is not None
         if document is not None:
@@ -196,10 +198,25 @@ class _Codegen:
         else:  # the test reads the document first, so the walk can use the local
             walk = f"({var}.get({first_key}, _M) if {self.name(path.requires, '_k')} in {doc} "\
                    "else _M)"
-        for key in path.keys[1:]:
-            walk = f"(_w.get({self.name(key, '_k')}, _M) if _ty(_w := {walk}) is _dc else _M)"
+        if len(path.keys) > 1:
+            last_key = self.name(path.keys[-1], "_k")
+            walk = f"{self.parent_object(index, path, walk)}.get({last_key}, _M)"
         absent = f"(None if _y is _M and {var} is not _ND else {fallback})"
         return f"(_y if _ty(_y := {walk}) is _st else {absent})"
+
+    def parent_object(self, doc_index: int, path: InlinePath, first_step: str) -> str:
+        """The object holding a nested path's last key, read once per call and shared by every
+        field under it (``/client/ip`` and ``/client/agent`` walk ``client`` once): local
+        ``_o<i>``, an empty mapping when the walk meets a missing key or a non-object."""
+        index = self.parents.setdefault((doc_index, path.keys[:-1]), len(self.parents))
+        walk = first_step
+        for key in path.keys[1:-1]:
+            walk = f"(_w.get({self.name(key, '_k')}, _M) if _ty(_w := {walk}) is _dc else _M)"
+        compute, var = f"(_w if _ty(_w := {walk}) is _dc else _ND)", f"_o{index}"
+        if ("parent", index) in self.touched:
+            return f"({var} if {var} is not _U else ({var} := {compute}))"
+        self.touched.add(("parent", index))
+        return f"({var} := {compute})"
 
     def bind(self, op: Operand, temp: str) -> tuple[str, str]:
         """(expression testing presence, name of the present value)."""
@@ -278,6 +295,7 @@ class _Codegen:
         if self.document_given:
             lines.append("    _d0 = _dd")
         unread = [f"_d{i}" for i in range(self.document_given, len(self.docs))]
+        unread += [f"_o{i}" for i in range(len(self.parents))]
         if unread:
             lines.append("    " + " = ".join(unread) + " = _U")
         if self.deep:

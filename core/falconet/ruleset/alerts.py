@@ -12,6 +12,7 @@ typed value, ``null`` when absent, the prefix's time field as integer ns, plus `
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import time
@@ -38,16 +39,22 @@ def default_hostname() -> str:
     return os.environ.get("FALCO_HOSTNAME") or socket.gethostname()
 
 
+@functools.lru_cache(maxsize=256)
+def _utc(fmt: str, secs: int) -> str:
+    """One second's text: alerts come in bursts within the same few seconds."""
+    return time.strftime(fmt, time.gmtime(secs))
+
+
 def iso8601_ns(ts: int) -> str:
     """``2026-11-26T20:06:12.123456789Z`` from ns since the epoch."""
     secs, ns = divmod(ts, 1_000_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{ns:09d}Z"
+    return f"{_utc('%Y-%m-%dT%H:%M:%S', secs)}.{ns:09d}Z"
 
 
 def clock_ns(ts: int) -> str:
     """``20:06:12.123456789`` (UTC), Falco's ``evt.time``."""
     secs, ns = divmod(ts, 1_000_000_000)
-    return time.strftime("%H:%M:%S", time.gmtime(secs)) + f".{ns:09d}"
+    return f"{_utc('%H:%M:%S', secs)}.{ns:09d}"
 
 
 def escape_line(text: str) -> str:
@@ -114,7 +121,10 @@ class AlertFormatter:
 
     def as_dict(self, event: Any) -> dict[str, Any]:
         opts = self.options
-        message = self.message.format(event)
+        if opts.json_include_output_fields_property:
+            message, fields = self.message.format_with_fields(event)
+        else:
+            message, fields = self.message.format(event), {}
         doc: dict[str, Any] = {
             "time": iso8601_ns(event.ts),
             "rule": self.rule.name,
@@ -129,7 +139,6 @@ class AlertFormatter:
         if opts.json_include_message_property:
             doc["message"] = message
         if opts.json_include_output_fields_property:
-            fields = self.message.output_fields(event)
             for name in _TIME_FIELDS_AS_NS.intersection(fields):
                 fields[name] = event.ts
             fields[self._time_field] = event.ts
@@ -152,6 +161,8 @@ class AlertFormatter:
         doc = self.as_dict(event)
         if self.options.json_output:
             line = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS).decode()
+        elif "output" in doc:
+            line = escape_line(doc["output"])
         else:
             line = escape_line(f"{self._prefix(event)} {self.message.format(event)}")
         return Alert(self.rule.name, self.rule.priority.label, self.rule.source, event.ts, line,

@@ -163,6 +163,23 @@ class OutputFormatter:
             parts.append(text)
         return "".join(parts)
 
+    def format_with_fields(self, event: Any) -> tuple[str, dict[str, Any]]:
+        """``format`` and ``output_fields`` at once, each field extracted once (JSON alerts)."""
+        parts: list[str] = []
+        fields: dict[str, Any] = {}
+        for token in self.tokens:
+            if isinstance(token, str):
+                parts.append(token)
+                continue
+            value = token.extract(event)
+            if not token.has_transformer:
+                fields[token.text] = json_value(value, token.spec)
+            text = NA if value is None else render_value(value, token.spec)
+            if token.width:
+                text = text[: token.width].ljust(token.width)
+            parts.append(text)
+        return "".join(parts), fields
+
     def output_fields(self, event: Any) -> dict[str, Any]:
         """Field name -> typed value for JSON alerts; transformer tokens are left out, as in
         Falco (which never resolves transformed fields there)."""

@@ -15,10 +15,11 @@ against constants are decided when it is built, and its value is passed in, not 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from falconet.common_fields import json_object
 from falconet.condition.compiler import OTHER_VALUE, build_matcher, seed_key
 from falconet.condition.evttypes import pinned_values
 from falconet.condition.plan import leaves
@@ -107,6 +108,7 @@ class SourceIndex:
         self.first_match = first_match
         self.buckets: dict[Any, Matcher] = {}
         self.members: dict[Any, list[CompiledRule]] = {}
+        self.run_batch = self._make_batch_runner()
         self.run: Callable[[Any], list[CompiledRule]] = self._make_runner()
 
     def _bucket(self, key: Any) -> Matcher:
@@ -127,37 +129,69 @@ class SourceIndex:
         return matcher
 
     def _make_runner(self) -> Callable[[Any], list[CompiledRule]]:
+        """``run(event)``: one event through its bucket (the batch runner, for one)."""
+        run_batch = self.run_batch
+        return lambda event: hits[0][1] if (hits := run_batch((event,))) else []
+
+    def _make_batch_runner(self) -> Callable[[Iterable[Any]], list[tuple[Any, Any]]]:
+        """``run_batch(events)``: ``(event, rules)`` for the events that match. The loop over
+        the batch lives here, so an event costs one Python call: its bucket's."""
         if self.field is None:
-            return build_matcher([r.checked for r in self.rules],
-                                 first_match=self.first_match, results=self.rules)
+            match = build_matcher([r.checked for r in self.rules],
+                                  first_match=self.first_match, results=self.rules)
+            return lambda events: [(e, hits) for e in events if (hits := match(e))]
         extract, named = self.field.extract, self.field.named
         get, build = self.buckets.get, self._bucket
         if self.field.inline is None:
 
-            def run(event: Any) -> list[CompiledRule]:
-                value = extract(event)
-                key = value if value in named else _other(value)
-                return (get(key) or build(key))(event, value)
+            def run_batch(events: Iterable[Any]) -> list[tuple[Any, Any]]:
+                out = []
+                for event in events:
+                    value = extract(event)
+                    key = value if value in named else (None if value is None else OTHER_VALUE)
+                    if hits := (get(key) or build(key))(event, value):
+                        out.append((event, hits))
+                return out
 
-            return run
+            return run_batch
         document, keys, requires = (self.field.inline.document, self.field.inline.keys,
                                     self.field.inline.requires)
+        payload_document = document is json_object
+        single_key = keys[0] if len(keys) == 1 and requires is None else None
 
-        def run_with_document(event: Any) -> list[CompiledRule]:
-            """Read the key in the event's document, which the bucket then uses too."""
-            doc = document(event)
-            value: Any = _MISSING if requires is not None and requires not in doc else doc
-            for k in keys:
-                if type(value) is not dict:
-                    value = _MISSING
-                    break
-                value = value.get(k, _MISSING)
-            if type(value) is not str:
-                value = None if value is _MISSING and doc is not NO_DOCUMENT else extract(event)
-            key = value if value in named else _other(value)
-            return (get(key) or build(key))(event, value, doc)
+        def run_batch_with_document(events: Iterable[Any]) -> list[tuple[Any, Any]]:
+            """Read the key in each event's document, which the bucket then uses too."""
+            out = []
+            for event in events:
+                if payload_document:  # json_object written out: it runs for every event
+                    try:
+                        raw = event.raw
+                        doc = (event.payload if raw is None or (raw and raw[0] == 0x7B)
+                               else NO_DOCUMENT)
+                    except ValueError:  # a payload that is not JSON
+                        doc = NO_DOCUMENT
+                    if type(doc) is not dict:
+                        doc = NO_DOCUMENT
+                else:
+                    doc = document(event)
+                if single_key is not None:  # the common case, without the loop
+                    value: Any = doc.get(single_key, _MISSING)
+                else:
+                    value = _MISSING if requires is not None and requires not in doc else doc
+                    for k in keys:
+                        if type(value) is not dict:
+                            value = _MISSING
+                            break
+                        value = value.get(k, _MISSING)
+                if type(value) is not str:
+                    value = (None if value is _MISSING and doc is not NO_DOCUMENT
+                             else extract(event))
+                key = value if value in named else (None if value is None else OTHER_VALUE)
+                if hits := (get(key) or build(key))(event, value, doc):
+                    out.append((event, hits))
+            return out
 
-        return run_with_document
+        return run_batch_with_document
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -166,10 +200,6 @@ class SourceIndex:
             "buckets_built": len(self.buckets),
             "max_bucket": max((len(m) for m in self.members.values()), default=0),
         }
-
-
-def _other(value: Any) -> Any:
-    return None if value is None else OTHER_VALUE
 
 
 def _no_match(event: Any, *values: Any) -> list[CompiledRule]:

@@ -161,7 +161,4 @@ class Ruleset:
         if self._dirty:
             self._build()
         idx = self._by_source.get(source)
-        if idx is None:
-            return []
-        run = idx.run
-        return [(event, hits) for event in events if (hits := run(event))]
+        return [] if idx is None else idx.run_batch(events)
