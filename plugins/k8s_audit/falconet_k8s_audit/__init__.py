@@ -1,7 +1,8 @@
 """falconet's k8saudit plugin: Kubernetes audit events (source ``k8s_audit``).
 
-For now it brings the field table; the event source and the plugin registration come with the
-plugin contract.
+Registered through the ``falconet`` entry point (``plugin.py``) with its field table; the webhook
+event source comes next. Until then ``falconet --source k8s_audit -e FILE`` replays JSON lines of
+audit events through the core's generic reader.
 """
 
 from falconet_k8s_audit.fields import (
