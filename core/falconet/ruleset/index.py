@@ -156,33 +156,20 @@ class SourceIndex:
             return run_batch
         document, keys, requires = (self.field.inline.document, self.field.inline.keys,
                                     self.field.inline.requires)
-        payload_document = document is json_object
-        single_key = keys[0] if len(keys) == 1 and requires is None else None
+        if document is json_object and len(keys) == 1 and requires is None:
+            return _payload_key_runner(keys[0], extract, named, get, build)
 
         def run_batch_with_document(events: Iterable[Any]) -> list[tuple[Any, Any]]:
             """Read the key in each event's document, which the bucket then uses too."""
             out = []
             for event in events:
-                if payload_document:  # json_object written out: it runs for every event
-                    try:
-                        raw = event.raw
-                        doc = (event.payload if raw is None or (raw and raw[0] == 0x7B)
-                               else NO_DOCUMENT)
-                    except ValueError:  # a payload that is not JSON
-                        doc = NO_DOCUMENT
-                    if type(doc) is not dict:
-                        doc = NO_DOCUMENT
-                else:
-                    doc = document(event)
-                if single_key is not None:  # the common case, without the loop
-                    value: Any = doc.get(single_key, _MISSING)
-                else:
-                    value = _MISSING if requires is not None and requires not in doc else doc
-                    for k in keys:
-                        if type(value) is not dict:
-                            value = _MISSING
-                            break
-                        value = value.get(k, _MISSING)
+                doc = document(event)
+                value: Any = _MISSING if requires is not None and requires not in doc else doc
+                for k in keys:
+                    if type(value) is not dict:
+                        value = _MISSING
+                        break
+                    value = value.get(k, _MISSING)
                 if type(value) is not str:
                     value = (None if value is _MISSING and doc is not NO_DOCUMENT
                              else extract(event))
@@ -205,3 +192,34 @@ class SourceIndex:
 def _no_match(event: Any, *values: Any) -> list[CompiledRule]:
     return []
 
+
+def _payload_key_runner(
+    index_key: str, extract: Extractor, named: frozenset[Any],
+    get: Callable[[Any], Matcher | None], build: Callable[[Any], Matcher],
+) -> Callable[[Iterable[Any]], list[tuple[Any, Any]]]:
+    """The batch runner of the common JSON case, an index field at the top level of the payload
+    (``ka.verb``, ``json.value[/action]``): ``json_object`` and the one-key walk written out,
+    everything it uses a local. This loop runs once per event."""
+
+    def run_batch(events: Iterable[Any]) -> list[tuple[Any, Any]]:
+        out = []
+        no_doc, missing, other, key_name = NO_DOCUMENT, _MISSING, OTHER_VALUE, index_key
+        for event in events:
+            try:
+                raw = event.raw
+                doc = event.payload if raw is None or (raw and raw[0] == 0x7B) else no_doc
+            except ValueError:  # a payload that is not JSON
+                doc = no_doc
+            if type(doc) is dict:
+                value = doc.get(key_name, missing)
+                if type(value) is not str:
+                    value = None if value is missing else extract(event)
+            else:
+                doc = no_doc
+                value = extract(event)
+            key = value if value in named else (None if value is None else other)
+            if hits := (get(key) or build(key))(event, value, doc):
+                out.append((event, hits))
+        return out
+
+    return run_batch
