@@ -33,7 +33,7 @@ from falconet.engine import BatchStream, Engine, RulesState, settle_heap
 from falconet.fields import FieldRegistry
 from falconet.log import configure_logging, get_logger
 from falconet.outputs import builtin_outputs
-from falconet.plugins import PluginError, load_plugins
+from falconet.plugins import PluginError, check_schema, load_plugins
 from falconet.reload import FileWatcher, Reloader, ReloadError, install_sighup, start_tasks
 from falconet.replay import read_json_lines
 from falconet.rules_files import expand_rules_paths
@@ -273,12 +273,24 @@ def create_outputs(config: Config, plugins: _Plugins) -> dict[str, Output]:
     outputs: dict[str, Output] = {}
     try:
         outputs.update(builtin_outputs(config, ctx))
-        for name, spec in plugins.outputs.items():
-            section = config.raw.get(f"{name}_output")
-            if isinstance(section, Mapping) and section.get("enabled") is True:
-                settings = {k: v for k, v in section.items() if k != "enabled"}
-                outputs[name] = spec.create(settings, ctx)
-    except (OSError, ValueError, ConfigError) as exc:
+        for key, section in config.plugin_outputs.items():
+            spec = plugins.outputs.get(key.removesuffix("_output"))
+            if spec is None:
+                print(f"Warning: unknown configuration key '{key}' (ignored): no loaded plugin "
+                      f"provides the output '{key.removesuffix('_output')}'", file=sys.stderr)
+                continue
+            if section is None or section == {}:
+                continue
+            if not isinstance(section, Mapping):
+                raise ConfigError(f"{key}: expected a mapping")
+            settings = {k: v for k, v in section.items() if k != "enabled"}
+            if section.get("enabled") is not True:
+                continue
+            if spec.config_schema is not None:
+                check_schema(spec.config_schema, settings, key,
+                             bad_schema=f"output '{spec.name}' has an invalid config_schema")
+            outputs[spec.name] = spec.create(settings, ctx)
+    except (OSError, ValueError, ConfigError, PluginError) as exc:
         raise StartupError(f"Could not create outputs: {exc}") from exc
     return outputs
 

@@ -447,6 +447,8 @@ class Config:
     raw: Mapping[str, Any] = field(repr=False)
     warnings: tuple[str, ...] = ()
     loaded_files: tuple[str, ...] = ()
+    #: ``<name>_output`` sections of outputs that plugins bring (by key), not validated here
+    plugin_outputs: Mapping[str, Any] = field(default_factory=dict)
 
 
 def load_config(path: str | Path | None, overrides: Sequence[str] = (),
@@ -471,7 +473,11 @@ def build_config(root: Mapping[str, Any], loaded: Sequence[str] = ()) -> Config:
     if raw.get("rules_files") is not None and raw.get("rules_file") is not None:
         raise ConfigError("both 'rules_files' and 'rules_file' keys set")
     warnings: list[str] = []
-    t = SCHEMA.check(raw, "", warnings)
+    # `<name>_output` sections that falconet does not know belong to plugin outputs, checked
+    # once plugins are loaded (falconet.app), so they do not warn here.
+    plugin_outputs = {k: v for k, v in raw.items()
+                      if isinstance(k, str) and k.endswith("_output") and k not in SCHEMA.fields}
+    t = SCHEMA.check({k: v for k, v in raw.items() if k not in plugin_outputs}, "", warnings)
     if raw.get("rules_file") is not None:
         rules_files = t["rules_file"]
         warnings.append("Using deprecated config key 'rules_file' (singular form). "
@@ -524,6 +530,7 @@ def build_config(root: Mapping[str, Any], loaded: Sequence[str] = ()) -> Config:
         raw=raw,
         warnings=tuple(warnings),
         loaded_files=tuple(loaded),
+        plugin_outputs=plugin_outputs,
     )
 
 

@@ -308,22 +308,24 @@ def _init_config(name: str, raw: Mapping[str, Any] | str) -> dict[str, Any]:
 
 def _validate(plugin: Plugin, value: Mapping[str, Any]) -> None:
     """Check ``init_config`` against the plugin's JSON schema; the error names the key path."""
-    schema = plugin.init_schema
-    if schema is None:
-        return
+    if plugin.init_schema is not None:
+        check_schema(plugin.init_schema, value, f"plugin '{plugin.name}' init_config",
+                     bad_schema=f"plugin '{plugin.name}' has an invalid init_schema")
+
+
+def check_schema(schema: Mapping[str, Any], value: Any, what: str, *, bad_schema: str) -> None:
+    """Validate ``value`` (a plugin's ``init_config``, a plugin output's settings) against a
+    plugin's JSON schema; the PluginError says ``what`` and the key path of the first error."""
     validator_cls = jsonschema.validators.validator_for(schema)
     try:
         validator_cls.check_schema(schema)
     except jsonschema.SchemaError as exc:
-        raise PluginError(f"plugin '{plugin.name}' has an invalid init_schema: "
-                          f"{exc.message}") from None
+        raise PluginError(f"{bad_schema}: {exc.message}") from None
     error = jsonschema.exceptions.best_match(validator_cls(schema).iter_errors(value))
     if error is None:
         return
     where = _key_path(error.absolute_path)
-    prefix = f"plugin '{plugin.name}' init_config"
-    raise PluginError(f"{prefix}: {where}: {error.message}" if where
-                      else f"{prefix}: {error.message}")
+    raise PluginError(f"{what}: {where}: {error.message}" if where else f"{what}: {error.message}")
 
 
 def _key_path(steps: Iterable[str | int]) -> str:

@@ -230,6 +230,34 @@ def test_dry_run_loads_everything_and_processes_nothing(tmp_path: Path) -> None:
     assert not capture.exists()
 
 
+def test_plugin_output_settings_are_checked_against_its_schema(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(rule("Foo seen", "foo"))
+    capture = tmp_path / "alerts.txt"
+    config = ticker_config(tmp_path, rules, capture, open_params='{"count": 1}')
+    config.write_text(config.read_text().replace(f"path: {capture}", "path: [1, 2]"))
+    proc = falconet(["-c", str(config)])
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert ("Error: Could not create outputs: capture_output: path: [1, 2] is not of type "
+            "'string'") in err
+
+
+def test_an_output_section_no_plugin_provides_warns(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(rule("Foo seen", "foo"))
+    capture = tmp_path / "alerts.txt"
+    config = ticker_config(tmp_path, rules, capture, open_params='{"count": 1}',
+                           extra="kafka_output: {enabled: true}\n")
+    proc = falconet(["-c", str(config), "-M", "0.5"])
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert ("Warning: unknown configuration key 'kafka_output' (ignored): no loaded plugin "
+            "provides the output 'kafka'") in err
+    assert "capture_output" not in err  # claimed by the ticker plugin: no warning
+    assert lines(capture) != []
+
+
 def test_unknown_replay_source_is_an_error(tmp_path: Path) -> None:
     rules = tmp_path / "rules.yaml"
     rules.write_text(rule("Foo seen", "foo"))

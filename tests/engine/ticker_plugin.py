@@ -76,5 +76,6 @@ def ticker_plugin() -> Plugin:
         name="ticker", version="0.1.0", description="test source",
         source=EventSource(SOURCE, _open, json_payload=False),
         fields=_fields,
-        outputs=[OutputSpec("capture", _capture)],
+        outputs=[OutputSpec("capture", _capture, config_schema={
+            "type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]})],
     )
