@@ -246,7 +246,10 @@ def enabled_live_sources(options: RunOptions, plugins: _Plugins) -> list[str]:
         names = [n for n in names if n in options.enable_sources]
     names = [n for n in names if n not in options.disable_sources]
     if not names:
-        raise StartupError("Must enable at least one event source")
+        hint = ("" if plugins.sources else
+                " (no loaded plugin provides a live source: list one under 'plugins:' and "
+                "'load_plugins:' in falco.yaml, or replay a file with --source NAME -e PATH)")
+        raise StartupError(f"Must enable at least one event source{hint}")
     return names
 
 

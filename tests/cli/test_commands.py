@@ -318,4 +318,7 @@ def test_replay_of_an_unknown_source_fails() -> None:
 def test_running_without_sources_fails_like_falco() -> None:
     res = falconet("-r", BUNDLED, "--dry-run")
     assert res.returncode == 1
-    assert error_line(res) == "Error: Must enable at least one event source"
+    assert error_line(res) == (
+        "Error: Must enable at least one event source (no loaded plugin provides a live source: "
+        "list one under 'plugins:' and 'load_plugins:' in falco.yaml, or replay a file with "
+        "--source NAME -e PATH)")
