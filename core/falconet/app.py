@@ -270,6 +270,23 @@ def live_streams(names: Sequence[str], plugins: _Plugins,
 # --- outputs ------------------------------------------------------------------------------------
 
 
+#: the falco.yaml keys that decide which outputs exist and how they deliver
+_OUTPUT_KEYS = ("stdout_output", "file_output", "program_output", "http_output",
+                "syslog_output", "json_output", "buffered_outputs", "outputs_queue",
+                "output_timeout")
+
+
+def output_settings(config: Config) -> dict[str, Any]:
+    """What a reload compares to decide whether the outputs must be created again."""
+    settings = {key: config.typed.get(key) for key in _OUTPUT_KEYS}
+    settings["plugin_outputs"] = dict(config.plugin_outputs)
+    return settings
+
+
+def _drain_timeout(config: Config) -> float:
+    return float(config.typed.get("output_timeout", 2000)) / 1000
+
+
 def create_outputs(config: Config, plugins: _Plugins) -> dict[str, Output]:
     ctx = OutputContext(json_output=config.json_output,
                         log=get_logger(component="output"))
@@ -391,11 +408,22 @@ async def _serve(options: RunOptions, config: Config, built: RulesBuild, plugins
         return build_rules(new_config, options.rules_paths, plugins.registry, plugins.versions,
                            announce=False)
 
-    def apply(new: RulesBuild) -> None:
+    async def apply(new: RulesBuild) -> None:
+        settings = output_settings(new.config)
+        outputs = None
+        if settings != output_settings(current["config"]):  # type: ignore[arg-type]
+            try:
+                outputs = create_outputs(new.config, plugins)
+            except StartupError as exc:
+                raise ReloadError(str(exc)) from exc
         engine.swap(new.state)
         current["config"], current["files"] = new.config, new.files
         _record_rules(stats, new)
         stats.rules.reloads += 1
+        if outputs is not None:
+            _log.info("outputs reconfigured", outputs=", ".join(outputs) or "none")
+            await dispatcher.replace(outputs, new.config.outputs_queue_capacity,
+                                     _drain_timeout(new.config))
 
     def on_failure(message: str) -> None:
         stats.rules.failed_reloads += 1
@@ -420,7 +448,7 @@ async def _serve(options: RunOptions, config: Config, built: RulesBuild, plugins
     tasks = start_tasks(reloader, watcher)
     try:
         ok = await engine.run(streams, duration_s=options.duration_s,
-                              drain_timeout=config.typed.get("output_timeout", 2000) / 1000)
+                              drain_timeout=_drain_timeout(config))
     finally:
         for task in tasks:
             task.cancel()

@@ -156,10 +156,32 @@ class Dispatcher:
 
     def __init__(self, outputs: Mapping[str, Output], stats: EngineStats, capacity: int,
                  **channel_options: Any) -> None:
-        self.channels = [
-            OutputChannel(name, output, stats.output(name), capacity, **channel_options)
-            for name, output in outputs.items()
-        ]
+        self.stats = stats
+        self.capacity = capacity
+        self.channel_options = channel_options
+        self.channels = [self._channel(name, output) for name, output in outputs.items()]
+
+    def _channel(self, name: str, output: Output) -> OutputChannel:
+        return OutputChannel(name, output, self.stats.output(name), self.capacity,
+                             **self.channel_options)
+
+    async def replace(self, outputs: Mapping[str, Output], capacity: int,
+                      drain_timeout: float) -> None:
+        """Switch to new outputs (a reload changed their settings) without losing alerts: the
+        alerts queued for an output that exists in both sets move to its new channel; the old
+        channels finish their batch in flight (and, for outputs no longer configured, what is
+        queued) within ``drain_timeout`` s, then close."""
+        old = {c.name: c for c in self.channels}
+        self.capacity = capacity
+        self.channels = [self._channel(name, output) for name, output in outputs.items()]
+        for channel in self.channels:
+            previous = old.get(channel.name)
+            if previous is not None:
+                channel.queue.extend(previous.queue)
+                previous.queue.clear()
+            channel.start()
+        await asyncio.gather(*(c.drain(drain_timeout) for c in old.values()))
+        await asyncio.gather(*(c.close(drain_timeout) for c in old.values()))
 
     def start(self) -> None:
         for channel in self.channels:

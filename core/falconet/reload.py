@@ -16,6 +16,7 @@ directory counts as a change, as upstream's directory watch does.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import signal
 from collections.abc import Callable, Iterable
@@ -98,7 +99,7 @@ class FileWatcher:
 class Reloader:
     """Serializes reload requests: one build at a time, requests made meanwhile coalesce."""
 
-    def __init__(self, build: Callable[[], Any], apply: Callable[[Any], None],
+    def __init__(self, build: Callable[[], Any], apply: Callable[[Any], Any],
                  on_failure: Callable[[str], None] | None = None,
                  on_done: Callable[[], None] | None = None) -> None:
         self.build = build
@@ -127,12 +128,14 @@ class Reloader:
         _log.info("reloading config and rules", reason=reason)
         try:
             state = await asyncio.to_thread(self.build)
+            applied = self.apply(state)
+            if inspect.isawaitable(applied):
+                await applied
         except ReloadError as exc:
             return self._failed(str(exc))
         except Exception as exc:  # a bug in the build: keep running, say so
             _log.exception("reload failed unexpectedly")
             return self._failed(f"unexpected error: {exc!r}")
-        self.apply(state)
         self.reloads += 1
         _log.info("config and rules reloaded")
         return True

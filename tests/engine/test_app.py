@@ -148,6 +148,28 @@ def test_sighup_reloads_changed_rules(tmp_path: Path) -> None:
     assert summary[0] == f"Events detected: {len(names)}"
 
 
+def test_sighup_applies_changed_output_settings_and_keeps_every_alert(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(rule("Foo seen", "foo"))
+    first, second = tmp_path / "first.txt", tmp_path / "second.txt"
+    config = ticker_config(tmp_path, rules, first,
+                           open_params='{"names": ["foo"], "interval": 0.01}')
+    proc = falconet(["-c", str(config)])
+    wait_until("alerts in the first file", lambda: len(lines(first)) >= 2, proc)
+    config.write_text(config.read_text().replace(f"path: {first}", f"path: {second}"))
+    proc.send_signal(signal.SIGHUP)
+    wait_until("alerts in the second file", lambda: len(lines(second)) >= 2, proc)
+    in_first = len(lines(first))
+    wait_until("more alerts in the second file", lambda: len(lines(second)) >= 4, proc)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "outputs reconfigured" in err
+    assert len(lines(first)) == in_first  # the old output got nothing after the switch
+    detected = int(out.splitlines()[0].removeprefix("Events detected: "))
+    assert len(lines(first)) + len(lines(second)) == detected  # none lost, none twice
+
+
 def test_broken_rules_on_reload_keep_the_old_rules_and_say_why(tmp_path: Path) -> None:
     rules = tmp_path / "rules.yaml"
     rules.write_text(rule("Foo seen", "foo"))
