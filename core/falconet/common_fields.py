@@ -191,8 +191,11 @@ def json_event_text(event: Any) -> str | None:
 def json_text(value: Any) -> str:
     """Upstream's rendering of a JSON value as a string field: strings raw, anything else as
     compact JSON (``true``, ``403``, ``{"a":1}``)."""
-    if type(value) is str:
+    kind = type(value)
+    if kind is str:
         return value
+    if kind is int:  # the common non-string value (status codes, counts): same text, cheaper
+        return str(value)
     return orjson.dumps(value).decode()
 
 
@@ -251,7 +254,7 @@ def _inline_json_value(arg: str | None) -> InlinePath | None:
     steps = parse_json_pointer(arg) if arg else ()
     if not steps or any(index is not None for _key, index in steps):
         return None
-    return InlinePath(json_object, tuple(key for key, _index in steps))
+    return InlinePath(json_object, tuple(key for key, _index in steps), render=json_text)
 
 
 def _make_json_value(arg: str | None) -> Extractor:

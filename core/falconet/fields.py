@@ -100,7 +100,8 @@ class InlinePath:
     starts from, or ``NO_DOCUMENT`` (then the extractor decides), and never raises. When the
     document lacks the key ``requires``, the field is absent. Walking ``keys`` through nested
     dicts, a missing key or a non-dict on the way means the field is absent; a ``str`` at the end
-    is the field's value; any other value at the end is left to the extractor, which renders it.
+    is the field's value; any other value at the end is rendered by ``render`` when given, else left
+    to the extractor.
     Fields of one source should share their document function: it is called once per event.
     """
 
@@ -110,6 +111,9 @@ class InlinePath:
     #: instead of a path: the field is the event's timestamp as decimal text whenever the
     #: document exists (``json.rawtime``)
     event_time: bool = False
+    #: renders a value found at the end that is not a ``str`` (what the extractor would return
+    #: for it), so the compiler need not call the extractor to walk the path again
+    render: Callable[[Any], Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,7 +44,10 @@ def documents() -> list:
 TABLE = k8saudit_field_table()
 INLINE = [(s.name, None) for s in TABLE if s.inline is not None and s.inline(None) is not None]
 INLINE += [("jevt.value", "/stage"), ("json.value", "/user/username"),
-           ("json.value", "/annotations/authorization.k8s.io~1decision")]
+           ("json.value", "/annotations/authorization.k8s.io~1decision"),
+           # values that are not strings (rendered in place): ints, floats, objects, null
+           ("json.value", "/responseStatus/code"), ("json.value", "/verb"),
+           ("json.value", "/objectRef/resource")]
 
 
 def test_the_hot_fields_are_inlined() -> None:

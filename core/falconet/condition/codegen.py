@@ -202,6 +202,8 @@ class _Codegen:
             last_key = self.name(path.keys[-1], "_k")
             walk = f"{self.parent_object(index, path, walk)}.get({last_key}, _M)"
         absent = f"(None if _y is _M and {var} is not _ND else {fallback})"
+        if path.render is not None:  # a found non-string value is rendered, not walked again
+            absent = f"({self.name(path.render, '_x')}(_y) if _y is not _M else {absent})"
         return f"(_y if _ty(_y := {walk}) is _st else {absent})"
 
     def parent_object(self, doc_index: int, path: InlinePath, first_step: str) -> str:
