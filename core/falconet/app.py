@@ -20,7 +20,7 @@ import signal
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from falconet.engine import BatchStream, Engine, RulesState, settle_heap
 from falconet.fields import FieldRegistry
 from falconet.log import configure_logging, get_logger
 from falconet.outputs import builtin_outputs
-from falconet.plugins import PluginError, check_schema, load_plugins
+from falconet.plugins import PluginError, PluginSet, check_schema, load_plugins
 from falconet.reload import FileWatcher, Reloader, ReloadError, install_sighup, start_tasks
 from falconet.replay import read_json_lines
 from falconet.rules_files import expand_rules_paths
@@ -102,24 +102,11 @@ def load_run_config(options: RunOptions, *, echo_warnings: bool = True) -> Confi
 # --- plugins ------------------------------------------------------------------------------------
 
 
-@dataclass
-class _Plugins:
-    """What the engine needs from ``falconet.plugins.PluginSet``."""
-
-    registry: FieldRegistry
-    sources: Mapping[str, Any] = field(default_factory=dict)  # name -> LoadedSource
-    parsers: Mapping[str, Sequence[Any]] = field(default_factory=dict)
-    outputs: Mapping[str, Any] = field(default_factory=dict)  # name -> OutputSpec
-    versions: Mapping[str, str] = field(default_factory=dict)
-
-
-def load_run_plugins(config: Config) -> _Plugins:
+def load_run_plugins(config: Config) -> PluginSet:
     try:
-        loaded = load_plugins(config)
+        return load_plugins(config)
     except (PluginError, FileNotFoundError) as exc:
         raise StartupError(str(exc)) from exc
-    return _Plugins(loaded.registry, loaded.sources, loaded.parsers, loaded.outputs,
-                    loaded.versions())
 
 
 # --- rules --------------------------------------------------------------------------------------
@@ -195,12 +182,12 @@ def build_rules(config: Config, rules_paths: Sequence[str], registry: FieldRegis
 # --- sources ------------------------------------------------------------------------------------
 
 
-def _event_source(plugins: _Plugins, name: str) -> EventSource | None:
+def _event_source(plugins: PluginSet, name: str) -> EventSource | None:
     loaded = plugins.sources.get(name)
     return None if loaded is None else loaded.source
 
 
-def _source_context(plugins: _Plugins, name: str, stats: EngineStats,
+def _source_context(plugins: PluginSet, name: str, stats: EngineStats,
                     open_params: str | None = None) -> SourceContext:
     """The loaded plugin's context (or an empty one), counting into the engine's stats."""
     log = get_logger(source=name)
@@ -212,7 +199,7 @@ def _source_context(plugins: _Plugins, name: str, stats: EngineStats,
     return ctx
 
 
-def replay_stream(options: RunOptions, plugins: _Plugins, stats: EngineStats,
+def replay_stream(options: RunOptions, plugins: PluginSet, stats: EngineStats,
                   progress: bool) -> dict[str, BatchStream]:
     """``--source NAME -e PATH``: the source's own reader, or the generic JSON-lines one."""
     name = options.replay_source or ""
@@ -236,7 +223,7 @@ def replay_stream(options: RunOptions, plugins: _Plugins, stats: EngineStats,
                                   progress=progress, log=ctx.log)}
 
 
-def enabled_live_sources(options: RunOptions, plugins: _Plugins) -> list[str]:
+def enabled_live_sources(options: RunOptions, plugins: PluginSet) -> list[str]:
     """Loaded sources, narrowed by --enable-source / --disable-source (as upstream)."""
     names = list(plugins.sources)
     for wanted in (*options.enable_sources, *options.disable_sources):
@@ -253,7 +240,7 @@ def enabled_live_sources(options: RunOptions, plugins: _Plugins) -> list[str]:
     return names
 
 
-def live_streams(names: Sequence[str], plugins: _Plugins,
+def live_streams(names: Sequence[str], plugins: PluginSet,
                  stats: EngineStats) -> dict[str, BatchStream]:
     streams: dict[str, BatchStream] = {}
     for name in names:
@@ -287,7 +274,7 @@ def _drain_timeout(config: Config) -> float:
     return float(config.typed.get("output_timeout", 2000)) / 1000
 
 
-def create_outputs(config: Config, plugins: _Plugins) -> dict[str, Output]:
+def create_outputs(config: Config, plugins: PluginSet) -> dict[str, Output]:
     ctx = OutputContext(json_output=config.json_output,
                         log=get_logger(component="output"))
     outputs: dict[str, Output] = {}
@@ -353,7 +340,7 @@ async def _run(options: RunOptions) -> int:
                              *(f"   {f}" for f in config.loaded_files)]))
     plugins = load_run_plugins(config)
     try:
-        built = build_rules(config, options.rules_paths, plugins.registry, plugins.versions)
+        built = build_rules(config, options.rules_paths, plugins.registry, plugins.versions())
     except ReloadError as exc:
         raise StartupError(str(exc)) from exc
     stats = EngineStats()
@@ -387,7 +374,7 @@ def _record_rules(stats: EngineStats, built: RulesBuild) -> None:
     stats.rules.loaded_ns = time.time_ns()
 
 
-async def _serve(options: RunOptions, config: Config, built: RulesBuild, plugins: _Plugins,
+async def _serve(options: RunOptions, config: Config, built: RulesBuild, plugins: PluginSet,
                  stats: EngineStats, engine: Engine, dispatcher: Dispatcher,
                  streams: dict[str, BatchStream], *, webserver: bool) -> int:
     loop = asyncio.get_running_loop()
@@ -405,7 +392,7 @@ async def _serve(options: RunOptions, config: Config, built: RulesBuild, plugins
             new_config = load_run_config(options, echo_warnings=False)
         except StartupError as exc:
             raise ReloadError(f"config: {exc}") from exc
-        return build_rules(new_config, options.rules_paths, plugins.registry, plugins.versions,
+        return build_rules(new_config, options.rules_paths, plugins.registry, plugins.versions(),
                            announce=False)
 
     async def apply(new: RulesBuild) -> None:
@@ -464,7 +451,7 @@ async def _serve(options: RunOptions, config: Config, built: RulesBuild, plugins
     return EXIT_OK if ok else EXIT_FAILURE
 
 
-async def _start_webserver(config: Config, stats: EngineStats, plugins: _Plugins,
+async def _start_webserver(config: Config, stats: EngineStats, plugins: PluginSet,
                            engine: Engine) -> WebServer:
     """The health/metrics server; failing to listen ends the run, as upstream."""
     settings = config.webserver
@@ -472,7 +459,7 @@ async def _start_webserver(config: Config, stats: EngineStats, plugins: _Plugins
     _log.info(f"Starting health webserver with threadiness {settings.threadiness}, listening "
               f"on {settings.listen_address}:{settings.listen_port}{ssl}")
     try:
-        return await start_webserver(settings, stats, versions_info(plugins.versions),
+        return await start_webserver(settings, stats, versions_info(plugins.versions()),
                                      lambda: not engine.stopping, metrics=config.metrics)
     except WebServerError as exc:
         raise StartupError(f"an error occurred while starting webserver: {exc}") from exc
