@@ -135,7 +135,9 @@ class OutputContext:
 class Output(Protocol):
     """A destination for alerts. The engine calls ``send`` from one task per output with the
     alerts queued since the last call; raising ``OutputError`` (or ``OSError``) makes the engine
-    retry the same alerts with backoff, keeping newer alerts in the output's bounded queue."""
+    retry the same alerts with backoff, keeping newer alerts in the output's bounded queue.
+    An output that writes files may also have a plain ``reopen()`` method: SIGUSR1 calls it
+    after log rotation, as Falco does."""
 
     async def send(self, alerts: Sequence[Alert]) -> None: ...
 

@@ -387,6 +387,11 @@ async def _serve(options: RunOptions, config: Config, built: RulesBuild, plugins
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_terminate, sig.name)
 
+    def on_reopen() -> None:
+        _log.info("SIGUSR1 received, reopening outputs", outputs=", ".join(dispatcher.reopen()))
+
+    loop.add_signal_handler(signal.SIGUSR1, on_reopen)
+
     def rebuild() -> RulesBuild:
         try:
             new_config = load_run_config(options, echo_warnings=False)

@@ -187,6 +187,16 @@ class Dispatcher:
         for channel in self.channels:
             channel.start()
 
+    def reopen(self) -> list[str]:
+        """Ask every output that can to reopen its files (SIGUSR1); returns their names."""
+        names = []
+        for channel in self.channels:
+            reopen = getattr(channel.output, "reopen", None)
+            if callable(reopen):
+                reopen()
+                names.append(channel.name)
+        return names
+
     def put(self, alert: Alert) -> None:
         for channel in self.channels:
             channel.put(alert)

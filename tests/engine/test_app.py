@@ -170,6 +170,32 @@ def test_sighup_applies_changed_output_settings_and_keeps_every_alert(tmp_path: 
     assert len(lines(first)) + len(lines(second)) == detected  # none lost, none twice
 
 
+def test_sigusr1_reopens_a_rotated_alert_file(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(rule("Foo seen", "foo"))
+    alerts, rotated = tmp_path / "falco_events.log", tmp_path / "falco_events.log.1"
+    config = ticker_config(
+        tmp_path, rules, tmp_path / "capture.txt",
+        open_params='{"names": ["foo"], "interval": 0.01}',
+        extra=f"file_output: {{enabled: true, keep_alive: true, filename: {alerts}}}\n")
+    proc = falconet(["-c", str(config)])
+    wait_until("alerts in the file", lambda: len(lines(alerts)) >= 2, proc)
+    alerts.rename(rotated)  # what logrotate does before signalling
+    before = len(lines(rotated))
+    wait_until("alerts still going to the open, rotated file",
+               lambda: len(lines(rotated)) > before, proc)
+    assert not alerts.exists()  # keep_alive: nothing reopens the path until SIGUSR1
+    proc.send_signal(signal.SIGUSR1)
+    wait_until("a new alert file", lambda: len(lines(alerts)) >= 2, proc)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "SIGUSR1 received, reopening outputs" in err
+    detected = int(out.splitlines()[0].removeprefix("Events detected: "))
+    assert len(lines(rotated)) + len(lines(alerts)) == detected  # none lost, none twice
+    assert all(line.endswith(": Warning Foo seen (name=foo)") for line in lines(alerts))
+
+
 def test_broken_rules_on_reload_keep_the_old_rules_and_say_why(tmp_path: Path) -> None:
     rules = tmp_path / "rules.yaml"
     rules.write_text(rule("Foo seen", "foo"))

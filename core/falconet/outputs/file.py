@@ -15,7 +15,7 @@ class FileOutput:
     """Appends one line per alert.
 
     ``keep_alive``: the file is opened once and kept open (a rotated file keeps receiving
-    alerts until the output is closed, as upstream until SIGUSR1); otherwise it is opened and
+    alerts until SIGUSR1 asks for ``reopen``, as upstream); otherwise it is opened and
     closed for every batch (upstream does so per alert; the file ends up the same), so a
     rotated or deleted file is simply created again. A file that cannot be opened raises
     :class:`OutputError` naming the path and the reason; the engine's retry opens it again.
@@ -28,6 +28,7 @@ class FileOutput:
         self._keep_alive = keep_alive
         self._buffered = buffered
         self._file: BinaryIO | None = None
+        self._reopen = False
 
     async def send(self, alerts: Sequence[Alert]) -> None:
         data = b"".join(line_bytes(a.line) + b"\n" for a in alerts)
@@ -42,6 +43,9 @@ class FileOutput:
                               f"{exc.strerror or exc}") from exc
 
     def _write(self, data: bytes) -> None:
+        if self._reopen:  # asked by SIGUSR1: done here, in the writing thread, between writes
+            self._reopen = False
+            self._close_file()
         if self._file is None:
             self._file = self._open()
         f = self._file
@@ -64,6 +68,10 @@ class FileOutput:
         if f is not None:
             with contextlib.suppress(OSError):  # shutting down: nothing left to retry
                 f.close()
+
+    def reopen(self) -> None:
+        """After log rotation (SIGUSR1, as Falco): the next write opens ``filename`` again."""
+        self._reopen = True
 
     async def close(self) -> None:
         await asyncio.to_thread(self._close_file)
