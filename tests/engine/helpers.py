@@ -69,3 +69,13 @@ def rule(name: str, proc_name: str, priority: str = "WARNING") -> str:
   priority: {priority}
   source: ticker
 """
+
+
+def ticker_files(tmp: Path, rules_text: str, open_params: str, *,
+                 extra: str = "") -> tuple[Path, Path, Path]:
+    """(rules file, capture file, falco.yaml) for a run of the ticker source on ``rules_text``."""
+    rules = tmp / "rules.yaml"
+    rules.write_text(rules_text)
+    capture = tmp / "alerts.txt"
+    return rules, capture, ticker_config(tmp, rules, capture, open_params=open_params,
+                                         extra=extra)

@@ -14,6 +14,7 @@ from tests.engine.helpers import (
     lines,
     rule,
     ticker_config,
+    ticker_files,
     wait_until,
 )
 
@@ -79,11 +80,9 @@ def test_replay_of_the_bundled_sample_alerts_and_summarizes(tmp_path: Path) -> N
 
 
 def test_sigterm_drains_outputs_and_prints_the_summary(tmp_path: Path) -> None:
-    rules = tmp_path / "rules.yaml"
-    rules.write_text(rule("Foo seen", "foo") + rule("Bar seen", "bar", "INFO"))
-    capture = tmp_path / "alerts.txt"
-    config = ticker_config(tmp_path, rules, capture,
-                           open_params='{"names": ["foo", "bar", "foo", "baz"], "count": 4}')
+    _rules, capture, config = ticker_files(
+        tmp_path, rule("Foo seen", "foo") + rule("Bar seen", "bar", "INFO"),
+        '{"names": ["foo", "bar", "foo", "baz"], "count": 4}')
     proc = falconet(["-c", str(config)])
     wait_until("3 alerts", lambda: len(lines(capture)) == 3, proc)
     proc.send_signal(signal.SIGTERM)
@@ -105,10 +104,7 @@ def test_sigterm_drains_outputs_and_prints_the_summary(tmp_path: Path) -> None:
 
 
 def test_sigint_stops_too(tmp_path: Path) -> None:
-    rules = tmp_path / "rules.yaml"
-    rules.write_text(rule("Foo seen", "foo"))
-    capture = tmp_path / "alerts.txt"
-    config = ticker_config(tmp_path, rules, capture, open_params='{"count": 1}')
+    _rules, capture, config = ticker_files(tmp_path, rule("Foo seen", "foo"), '{"count": 1}')
     proc = falconet(["-c", str(config)])
     wait_until("the alert", lambda: len(lines(capture)) == 1, proc)
     proc.send_signal(signal.SIGINT)
@@ -122,11 +118,9 @@ def _alert_names(capture: Path) -> list[str]:
 
 
 def test_sighup_reloads_changed_rules(tmp_path: Path) -> None:
-    rules = tmp_path / "rules.yaml"
-    rules.write_text(rule("Foo seen", "foo"))
-    capture = tmp_path / "alerts.txt"
-    config = ticker_config(tmp_path, rules, capture,
-                           open_params='{"names": ["foo", "bar"], "interval": 0.01}')
+    rules, capture, config = ticker_files(
+        tmp_path, rule("Foo seen",
+        "foo"), '{"names": ["foo", "bar"], "interval": 0.01}')
     proc = falconet(["-c", str(config)])
     wait_until("foo alerts", lambda: len(lines(capture)) >= 2, proc)
     rules.write_text(rule("Bar seen", "bar", "ERROR"))
@@ -197,11 +191,9 @@ def test_sigusr1_reopens_a_rotated_alert_file(tmp_path: Path) -> None:
 
 
 def test_broken_rules_on_reload_keep_the_old_rules_and_say_why(tmp_path: Path) -> None:
-    rules = tmp_path / "rules.yaml"
-    rules.write_text(rule("Foo seen", "foo"))
-    capture = tmp_path / "alerts.txt"
-    config = ticker_config(tmp_path, rules, capture,
-                           open_params='{"names": ["foo"], "interval": 0.01}')
+    rules, capture, config = ticker_files(
+        tmp_path, rule("Foo seen",
+        "foo"), '{"names": ["foo"], "interval": 0.01}')
     proc = falconet(["-c", str(config)])
     wait_until("foo alerts", lambda: len(lines(capture)) >= 2, proc)
     rules.write_text(rule("Bar seen", "bar").replace("proc.name = bar", "proc.name = = bar"))
@@ -225,11 +217,9 @@ def test_broken_rules_on_reload_keep_the_old_rules_and_say_why(tmp_path: Path) -
 
 
 def test_watch_config_files_reloads_a_changed_rules_file(tmp_path: Path) -> None:
-    rules = tmp_path / "rules.yaml"
-    rules.write_text(rule("Foo seen", "foo"))
-    capture = tmp_path / "alerts.txt"
-    config = ticker_config(tmp_path, rules, capture,
-                           open_params='{"names": ["foo", "bar"], "interval": 0.01}')
+    rules, capture, config = ticker_files(
+        tmp_path, rule("Foo seen",
+        "foo"), '{"names": ["foo", "bar"], "interval": 0.01}')
     proc = falconet(["-c", str(config), "-o", "watch_config_files=true"])
     wait_until("foo alerts", lambda: len(lines(capture)) >= 2, proc)
     rules.write_text(rule("Bar seen", "bar", "ERROR"))
@@ -241,10 +231,7 @@ def test_watch_config_files_reloads_a_changed_rules_file(tmp_path: Path) -> None
 
 
 def test_duration_stops_a_live_source(tmp_path: Path) -> None:
-    rules = tmp_path / "rules.yaml"
-    rules.write_text(rule("Foo seen", "foo"))
-    capture = tmp_path / "alerts.txt"
-    config = ticker_config(tmp_path, rules, capture, open_params='{"count": 1}')
+    _rules, _capture, config = ticker_files(tmp_path, rule("Foo seen", "foo"), '{"count": 1}')
     proc = falconet(["-c", str(config), "-M", "0.5"])
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
@@ -267,10 +254,7 @@ def test_rules_error_at_start_up_exits_1_with_upstream_text(tmp_path: Path) -> N
 
 
 def test_dry_run_loads_everything_and_processes_nothing(tmp_path: Path) -> None:
-    rules = tmp_path / "rules.yaml"
-    rules.write_text(rule("Foo seen", "foo"))
-    capture = tmp_path / "alerts.txt"
-    config = ticker_config(tmp_path, rules, capture, open_params='{"count": 1}')
+    _rules, capture, config = ticker_files(tmp_path, rule("Foo seen", "foo"), '{"count": 1}')
     proc = falconet(["-c", str(config), "--dry-run"])
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
@@ -279,10 +263,7 @@ def test_dry_run_loads_everything_and_processes_nothing(tmp_path: Path) -> None:
 
 
 def test_plugin_output_settings_are_checked_against_its_schema(tmp_path: Path) -> None:
-    rules = tmp_path / "rules.yaml"
-    rules.write_text(rule("Foo seen", "foo"))
-    capture = tmp_path / "alerts.txt"
-    config = ticker_config(tmp_path, rules, capture, open_params='{"count": 1}')
+    _rules, capture, config = ticker_files(tmp_path, rule("Foo seen", "foo"), '{"count": 1}')
     config.write_text(config.read_text().replace(f"path: {capture}", "path: [1, 2]"))
     proc = falconet(["-c", str(config)])
     _, err = proc.communicate(timeout=60)
@@ -292,11 +273,8 @@ def test_plugin_output_settings_are_checked_against_its_schema(tmp_path: Path) -
 
 
 def test_an_output_section_no_plugin_provides_warns(tmp_path: Path) -> None:
-    rules = tmp_path / "rules.yaml"
-    rules.write_text(rule("Foo seen", "foo"))
-    capture = tmp_path / "alerts.txt"
-    config = ticker_config(tmp_path, rules, capture, open_params='{"count": 1}',
-                           extra="kafka_output: {enabled: true}\n")
+    _rules, capture, config = ticker_files(tmp_path, rule("Foo seen", "foo"), '{"count": 1}',
+                                            extra="kafka_output: {enabled: true}\n")
     proc = falconet(["-c", str(config), "-M", "0.5"])
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err

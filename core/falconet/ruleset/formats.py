@@ -151,17 +151,8 @@ class OutputFormatter:
         self.field_tokens = [t for t in self.tokens if isinstance(t, FieldToken)]
 
     def format(self, event: Any) -> str:
-        parts: list[str] = []
-        for token in self.tokens:
-            if isinstance(token, str):
-                parts.append(token)
-                continue
-            value = token.extract(event)
-            text = NA if value is None else render_value(value, token.spec)
-            if token.width:
-                text = text[: token.width].ljust(token.width)
-            parts.append(text)
-        return "".join(parts)
+        return "".join(t if isinstance(t, str) else _token_text(t, t.extract(event))
+                       for t in self.tokens)
 
     def format_with_fields(self, event: Any) -> tuple[str, dict[str, Any]]:
         """``format`` and ``output_fields`` at once, each field extracted once (JSON alerts)."""
@@ -174,10 +165,7 @@ class OutputFormatter:
             value = token.extract(event)
             if not token.has_transformer:
                 fields[token.text] = json_value(value, token.spec)
-            text = NA if value is None else render_value(value, token.spec)
-            if token.width:
-                text = text[: token.width].ljust(token.width)
-            parts.append(text)
+            parts.append(_token_text(token, value))
         return "".join(parts), fields
 
     def output_fields(self, event: Any) -> dict[str, Any]:
@@ -188,3 +176,9 @@ class OutputFormatter:
             for t in self.field_tokens
             if not t.has_transformer
         }
+
+
+def _token_text(token: FieldToken, value: Any) -> str:
+    """A field token's text in an output line: ``<NA>`` when absent, padded to its width."""
+    text = NA if value is None else render_value(value, token.spec)
+    return text[: token.width].ljust(token.width) if token.width else text
