@@ -54,13 +54,17 @@ class SourceCounters:
 
     ``malformed``: input that could not become an event (counted and logged, never raised).
     ``dropped``: events the source had to discard (oversized, overflow), with the reason logged.
+    ``rejected``: requests or events refused, by reason (a short snake_case word); a source that
+    refuses input for several reasons (a webhook: bad content type, body too large, queue full)
+    tells them apart here, and may count the same input in ``malformed``/``dropped`` too.
     """
 
-    __slots__ = ("dropped", "malformed")
+    __slots__ = ("dropped", "malformed", "rejected")
 
     def __init__(self) -> None:
         self.malformed = 0
         self.dropped = 0
+        self.rejected: dict[str, int] = {}
 
 
 @dataclass

@@ -6,8 +6,9 @@ where Falco has the metric: ``falcosecurity_falco_version_info``,
 7 debug, ``rule_name``, ``source`` and one ``tag_<tag>="true"`` per tag; only rules that matched),
 ``falcosecurity_falco_outputs_queue_num_drops_total``, the start/reload/duration wrapper metrics,
 and ``falcosecurity_scap_n_evts_total``/``n_drops_total`` for the ``syscall`` source. What Falco
-has no name for is ``falconet_*``: per-source events, batches, malformed input and drops,
-per-output sent/dropped/errors/queue depth, alerts by priority, and the rules load result.
+has no name for is ``falconet_*``: per-source events, batches, malformed input, drops and
+refusals by reason, per-output sent/dropped/errors/queue depth, alerts by priority, and the
+rules load result.
 
 Deliberate differences: each family's ``# HELP``/``# TYPE`` is written once (upstream repeats it
 per sample, which strict parsers refuse), and label values are escaped as the format requires
@@ -136,6 +137,10 @@ def _render_sources(out: list[str], stats: EngineStats) -> None:
     _family(out, "falconet_events_dropped_total", "counter",
             "Events a source had to discard (oversized, overflow), per source.",
             [({"source": name}, s.counters.dropped) for name, s in sources])
+    _family(out, "falconet_source_rejected_total", "counter",
+            "Requests or events a source refused, per source and reason.",
+            [({"reason": reason, "source": name}, count) for name, s in sources
+             for reason, count in sorted(s.counters.rejected.items())])
 
 
 def _render_alerts(out: list[str], stats: EngineStats) -> None:
