@@ -24,3 +24,59 @@ def extract(field: str, ev: Any, arg: str | None = None) -> Any:
     if not isinstance(ev, JsonEvent):
         ev = event(ev)
     return TABLE.fields[field].extractor(arg)(ev)
+
+
+# --- the k8s_audit source (webhook, file follower, replay) -----------------------------------
+
+TRACES = SHARED / "testdata" / "k8s_audit" / "traces"
+STAGE_TS = "2024-01-02T03:04:05.123456789Z"
+#: STAGE_TS in ns since the epoch
+STAGE_NS = 1704164645_123456789
+
+
+def audit_event(audit_id: str, *, stage_ts: Any = STAGE_TS, **extra: Any) -> dict[str, Any]:
+    """A small audit Event document, as the API server posts it."""
+    doc: dict[str, Any] = {"kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata",
+                           "auditID": audit_id, "stage": "ResponseComplete", "verb": "get",
+                           "requestURI": "/api/v1/namespaces", "user": {"username": "alice"}}
+    if stage_ts is not None:
+        doc["stageTimestamp"] = stage_ts
+    doc.update(extra)
+    return doc
+
+
+def event_list(*docs: Any) -> dict[str, Any]:
+    return {"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "metadata": {},
+            "items": list(docs)}
+
+
+class RecordingLog:
+    """A logger with falconet's interface that keeps what it is told: (level, message, keys)."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[str, str, dict[str, Any]]] = []
+
+    def _record(self, level: str, event: str, **kw: Any) -> None:
+        self.records.append((level, event, kw))
+
+    def info(self, event: str, **kw: Any) -> None:
+        self._record("info", event, **kw)
+
+    def warning(self, event: str, **kw: Any) -> None:
+        self._record("warning", event, **kw)
+
+    def error(self, event: str, **kw: Any) -> None:
+        self._record("error", event, **kw)
+
+    def exception(self, event: str, **kw: Any) -> None:
+        self._record("error", event, **kw)
+
+    def messages(self, level: str = "warning") -> list[str]:
+        return [event for lvl, event, _ in self.records if lvl == level]
+
+
+def source_context(open_params: str, init_config: dict[str, Any] | None = None) -> Any:
+    """A SourceContext as falconet opens the source with, logging into a RecordingLog."""
+    from falconet.api import SourceContext
+
+    return SourceContext(open_params, init_config or {}, log=RecordingLog())

@@ -48,7 +48,9 @@ def test_builtins_are_found_through_entry_points(installed: Catalogue) -> None:
     assert installed.origins["k8saudit"] == "falconet-k8s-audit (falconet_k8s_audit.plugin)"
     assert k8s.init_schema is not None
     assert sorted(k8s.init_schema["properties"]) == [
-        "maxEventSize", "sslCertificate", "useAsync", "webhookMaxBatchSize"]
+        "maxEventSize", "sslCertificate", "sslClientCA", "sslKey", "useAsync",
+        "webhookMaxBatchSize", "webhookMaxQueuedEvents", "webhookReadTimeout", "webhookToken",
+        "webhookTokenFile"]
     assert installed.failures == {}
 
 
