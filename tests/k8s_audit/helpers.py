@@ -80,3 +80,12 @@ def source_context(open_params: str, init_config: dict[str, Any] | None = None) 
     from falconet.api import SourceContext
 
     return SourceContext(open_params, init_config or {}, log=RecordingLog())
+
+
+def json_error(data: bytes) -> str:
+    """The decoder's reason for ``data`` not being JSON (its wording is orjson's)."""
+    try:
+        orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        return str(exc)
+    raise AssertionError(f"{data!r} is JSON")

@@ -22,7 +22,14 @@ from falconet_k8s_audit.settings import SourceError
 from falconet_k8s_audit.source import open_source
 from falconet_k8s_audit.webhook import WebhookStream
 
-from .helpers import STAGE_NS, RecordingLog, audit_event, event_list, source_context
+from .helpers import (
+    STAGE_NS,
+    RecordingLog,
+    audit_event,
+    event_list,
+    json_error,
+    source_context,
+)
 
 JSON = "application/json"
 DEADLINE_S = 10.0
@@ -156,12 +163,11 @@ def test_a_wrong_content_type_is_400_with_upstream_text(content_type: str | None
 def test_malformed_json_is_400_with_the_reason() -> None:
     async def scenario() -> None:
         async with webhook() as (stream, ctx, url):
-            status, text, _ = await post(url, b'{"kind": "Event", "auditID": ')
-            assert (status, text) == (400, "bad request: invalid JSON: unexpected end of data: "
-                                           "line 1 column 30 (char 29)\n")
+            body = b'{"kind": "Event", "auditID": '
+            status, text, _ = await post(url, body)
+            assert (status, text) == (400, f"bad request: invalid JSON: {json_error(body)}\n")
             assert (ctx.counters.malformed, ctx.counters.rejected) == (1, {"invalid_json": 1})
-            assert ctx.log.messages() == ["invalid JSON: unexpected end of data: line 1 column 30 "
-                                          "(char 29)"]
+            assert ctx.log.messages() == [f"invalid JSON: {json_error(body)}"]
             assert nothing_queued(stream)
 
     asyncio.run(scenario())
