@@ -25,6 +25,8 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+import orjson
+
 from falconet.api import Alert, EventBatch
 from falconet.dispatch import Dispatcher
 from falconet.log import get_logger
@@ -155,6 +157,9 @@ class Engine:
         put = self.dispatcher.put
         raised = 0
         for event, rules in hits:
+            if rules is None:
+                self._reject(source, batch, event)
+                continue
             for rule in rules:
                 name = rule.name
                 try:
@@ -182,21 +187,37 @@ class Engine:
         stats.rule_tags[rule.name] = tuple(sorted(rule.tags))
 
     def _evaluate_one_by_one(self, ruleset: Ruleset, source: str,
-                             batch: Iterable[Any]) -> list[tuple[Any, list[Any]]]:
+                             batch: Iterable[Any]) -> list[tuple[Any, list[Any] | None]]:
         """A batch that raised: evaluate each event alone, so one bad event loses only itself."""
         hits = []
         for event in batch:
             try:
-                rules = ruleset.evaluate(event, source)
+                hits += ruleset.evaluate_batch(source, (event,))
             except Exception:
                 self.eval_errors += 1
                 if self.eval_errors <= MAX_LOGGED_ERRORS:
                     _log.exception("rule evaluation failed on an event", source=source,
                                    evt_num=event.num)
-                continue
-            if rules:
-                hits.append((event, rules))
         return hits
+
+    def _reject(self, source: str, batch: EventBatch, event: Any) -> None:
+        """An event whose payload turned out not to be JSON when rules decoded it (a
+        ``JsonLine``): the batch reports it with its file and line when it can (the generic
+        reader's batches can), else it is counted and logged here."""
+        try:
+            orjson.loads(event.raw)
+            reason = "not JSON"
+        except ValueError as exc:
+            reason = str(exc)
+        reject = getattr(batch, "reject", None)
+        if reject is not None:
+            reject(event, reason)
+            return
+        counters = self.stats.source(source).counters
+        counters.malformed += 1
+        if counters.malformed <= MAX_LOGGED_ERRORS:
+            _log.warning("malformed event skipped", source=source, evt_num=event.num,
+                         reason=f"invalid JSON: {reason}")
 
     # --- tasks ------------------------------------------------------------------------------
 

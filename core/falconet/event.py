@@ -5,6 +5,8 @@ CloudTrail, any JSON-lines replay) produce: the raw bytes are kept, and the payl
 most once, on first use, so an event that no rule looks into is never parsed. ``SchemaEvent``
 carries pre-extracted field values by name; the schema-only field tables read it (see
 ``fields.FieldSpec.extractor``) and tests use it to state exactly what a field returns.
+``JsonLine`` is a ``JsonEvent`` read from a JSON-lines input that nobody has decoded yet: rule
+evaluation decodes it in passing (see the class).
 """
 
 from __future__ import annotations
@@ -44,6 +46,30 @@ class JsonEvent:
             raise AttributeError(name)
         self.payload = orjson.loads(self.raw or b"null")
         return self.payload
+
+
+class JsonLine(JsonEvent):
+    """A ``JsonEvent`` that the rule index decodes just before evaluating it and keeps decoded only
+    if a rule matched (``ruleset.index``): the document is then freed while it is still in the
+    CPU cache, and its memory is reused by the next event's, instead of a whole batch of decoded
+    documents passing through memory. The generic JSON-lines reader produces these.
+
+    Anything else that reads ``payload`` first (an event parser, an extractor) decodes it for
+    good, as for any ``JsonEvent``: the event then becomes a plain ``JsonEvent``.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, source: str, raw: bytes, ts: int) -> None:
+        self.source = source
+        self.raw = raw
+        self.ts = ts
+        self.num = 0
+
+    def __getattr__(self, name: str) -> Any:
+        payload = JsonEvent.__getattr__(self, name)
+        self.__class__ = JsonEvent  # type: ignore[assignment]  # decoded for good: kept
+        return payload
 
 
 class SchemaEvent:

@@ -77,6 +77,80 @@ def test_malformed_lines_are_counted_and_the_rest_evaluated(
     assert "malformed=2" in captured.err
 
 
+def json_source_engine(condition: str) -> tuple[Engine, Memory, EngineStats]:
+    """The real engine and ruleset over a JSON source ``app`` with one rule, as a source whose
+    plugin brings no field table of its own has them: ``evt.*`` and ``json.*``."""
+    from falconet.common_fields import common_field_table, json_field_specs
+    from falconet.fields import FieldRegistry, FieldTable
+    from falconet.ruleset.alerts import AlertFormatter, AlertOptions
+    from falconet.ruleset.loader import RulesLoader
+    from falconet.ruleset.ruleset import Ruleset
+
+    table = FieldTable("app")
+    for spec in [*common_field_table("app"), *json_field_specs()]:
+        table.add(spec)
+    registry = FieldRegistry()
+    registry.add_table(table)
+    loader = RulesLoader(registry)
+    result = loader.load_text(f"""
+- rule: Deleted
+  desc: d
+  condition: {condition}
+  output: "deleted %json.value[/id]"
+  priority: WARNING
+  source: app
+""", "app_rules.yaml")
+    assert result.successful, [e.message for e in result.errors]
+    ruleset = Ruleset(loader.rules, registry)
+    formatters = {r.name: AlertFormatter(r, table, AlertOptions(hostname="h"))
+                  for r in ruleset.enabled_rules}
+    stats, out = EngineStats(), Memory()
+    engine = Engine(RulesState(ruleset, formatters), Dispatcher({"mem": out}, stats, 0), stats)
+    return engine, out, stats
+
+
+#: one condition per batch runner of ``ruleset.index``: a top-level key, a nested key, no key
+JSON_CONDITIONS = ["json.value[/action] = delete", "json.value[/req/verb] = delete",
+                   "json.value[/rows] > 10"]
+
+
+@pytest.mark.parametrize("condition", JSON_CONDITIONS)
+def test_json_lines_that_are_not_json_are_reported_with_their_line(
+        condition: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from falconet.replay import read_json_lines
+
+    hit = '{"id": %d, "action": "delete", "req": {"verb": "delete"}, "rows": 20}'
+    miss = '{"id": %d, "action": "get", "req": {"verb": "get"}, "rows": 1}'
+    path = tmp_path / "app.jsonl"
+    path.write_text("\n".join([hit % 1, "{not json", "", miss % 2, "  ", "[1, 2]", "nope",
+                               hit % 3]) + "\n")
+    engine, out, stats = json_source_engine(condition)
+    stream = read_json_lines("app", path, stats.source("app").counters, batch_size=3)
+    assert asyncio.run(engine.run({"app": stream})) is True
+    assert [a.line.split(": ", 1)[1] for a in out.alerts] == ["Warning deleted 1",
+                                                              "Warning deleted 3"]
+    assert stats.source("app").counters.malformed == 2
+    err = capsys.readouterr().err
+    assert err.count("malformed input line skipped") == 2
+    assert "line=2" in err and "line=7" in err and "invalid JSON" in err
+
+
+def test_only_the_first_malformed_json_lines_are_logged_then_a_total(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from falconet.replay import MAX_LOGGED, read_json_lines
+
+    path = tmp_path / "m.jsonl"
+    path.write_text("nope\n" * (MAX_LOGGED + 5) + '{"action": "delete", "id": 9}\n')
+    engine, out, stats = json_source_engine(JSON_CONDITIONS[0])
+    stream = read_json_lines("app", path, stats.source("app").counters)
+    assert asyncio.run(engine.run({"app": stream})) is True
+    assert len(out.alerts) == 1
+    assert stats.source("app").counters.malformed == MAX_LOGGED + 5
+    err = capsys.readouterr().err
+    assert err.count("malformed input line skipped") == MAX_LOGGED
+    assert f"total={MAX_LOGGED + 5}" in err
+
+
 def test_a_missing_replay_file_is_a_start_up_error(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _ = replay(tmp_path, tmp_path / "nope.jsonl")

@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from falconet.condition.compiler import compile_predicate
-from falconet.event import JsonEvent, SchemaEvent
+from falconet.event import JsonEvent, JsonLine, SchemaEvent
 from falconet.fields import schema_registry
 from falconet.ruleset.loader import RulesLoader
 from falconet.ruleset.ruleset import Ruleset
@@ -74,6 +74,9 @@ def test_upstream_k8s_rules_indexed_equals_rule_by_rule(first_match: bool) -> No
         lambda doc: JsonEvent("k8s_audit", orjson.dumps(doc)),
         # a leading blank: the json plugin's fields refuse it, the k8saudit ones do not
         lambda doc: JsonEvent("k8s_audit", b" " + orjson.dumps(doc)),
+        # decoded by the index while it evaluates (the generic JSON-lines reader's events)
+        lambda doc: JsonLine("k8s_audit", orjson.dumps(doc), 0),
+        lambda doc: JsonLine("k8s_audit", b" " + orjson.dumps(doc), 0),
     ]
     for doc in docs:
         for make in makers:

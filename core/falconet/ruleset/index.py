@@ -11,6 +11,11 @@ is replaced by ``OTHER_VALUE`` (all such values behave alike), so the number of 
 by the rules, not by the events. Buckets are built on first use. Each is one generated function
 over the rules that can match its key, specialized on that key: checks of the index field
 against constants are decided when it is built, and its value is passed in, not read again.
+
+A ``JsonLine`` event (the generic JSON-lines reader's) is decoded here, just before its bucket
+runs, and keeps its document only if a rule matched (see ``falconet.event.JsonLine``). A line
+that is not JSON is not evaluated: the batch runner returns it as ``(event, None)``, and the
+engine reports it as malformed input.
 """
 
 from __future__ import annotations
@@ -19,14 +24,19 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from falconet.common_fields import json_object
 from falconet.condition.compiler import OTHER_VALUE, build_matcher, seed_key
 from falconet.condition.evttypes import pinned_values
 from falconet.condition.plan import leaves
+from falconet.event import JsonLine
 from falconet.fields import NO_DOCUMENT, Extractor, FieldTable, FieldType, InlinePath
 from falconet.ruleset.model import CompiledRule
 
 Matcher = Callable[..., list[CompiledRule]]
+#: ``(event, matching rules)``; rules None: a ``JsonLine`` that is not JSON
+Hits = list[tuple[Any, list[CompiledRule] | None]]
 _MISSING = object()
 
 
@@ -131,54 +141,45 @@ class SourceIndex:
     def _make_runner(self) -> Callable[[Any], list[CompiledRule]]:
         """``run(event)``: one event through its bucket (the batch runner, for one)."""
         run_batch = self.run_batch
-        return lambda event: hits[0][1] if (hits := run_batch((event,))) else []
+        return lambda event: (hits[0][1] or []) if (hits := run_batch((event,))) else []
 
-    def _make_batch_runner(self) -> Callable[[Iterable[Any]], list[tuple[Any, Any]]]:
+    def _make_batch_runner(self) -> Callable[[Iterable[Any]], Hits]:
         """``run_batch(events)``: ``(event, rules)`` for the events that match. The loop over
         the batch lives here, so an event costs one Python call: its bucket's."""
         if self.field is None:
             match = build_matcher([r.checked for r in self.rules],
                                   first_match=self.first_match, results=self.rules)
-            return lambda events: [(e, hits) for e in events if (hits := match(e))]
+            return _transient_decoding(lambda event: match(event))
         extract, named = self.field.extract, self.field.named
         get, build = self.buckets.get, self._bucket
         if self.field.inline is None:
 
-            def run_batch(events: Iterable[Any]) -> list[tuple[Any, Any]]:
-                out = []
-                for event in events:
-                    value = extract(event)
-                    key = value if value in named else (None if value is None else OTHER_VALUE)
-                    if hits := (get(key) or build(key))(event, value):
-                        out.append((event, hits))
-                return out
+            def run_one(event: Any) -> list[CompiledRule]:
+                value = extract(event)
+                key = value if value in named else (None if value is None else OTHER_VALUE)
+                return (get(key) or build(key))(event, value)
 
-            return run_batch
+            return _transient_decoding(run_one)
         document, keys, requires = (self.field.inline.document, self.field.inline.keys,
                                     self.field.inline.requires)
         if document is json_object and len(keys) == 1 and requires is None:
             return _payload_key_runner(keys[0], extract, named, get, build)
 
-        def run_batch_with_document(events: Iterable[Any]) -> list[tuple[Any, Any]]:
-            """Read the key in each event's document, which the bucket then uses too."""
-            out = []
-            for event in events:
-                doc = document(event)
-                value: Any = _MISSING if requires is not None and requires not in doc else doc
-                for k in keys:
-                    if type(value) is not dict:
-                        value = _MISSING
-                        break
-                    value = value.get(k, _MISSING)
-                if type(value) is not str:
-                    value = (None if value is _MISSING and doc is not NO_DOCUMENT
-                             else extract(event))
-                key = value if value in named else (None if value is None else OTHER_VALUE)
-                if hits := (get(key) or build(key))(event, value, doc):
-                    out.append((event, hits))
-            return out
+        def run_with_document(event: Any) -> list[CompiledRule]:
+            """Read the key in the event's document, which the bucket then uses too."""
+            doc = document(event)
+            value: Any = _MISSING if requires is not None and requires not in doc else doc
+            for k in keys:
+                if type(value) is not dict:
+                    value = _MISSING
+                    break
+                value = value.get(k, _MISSING)
+            if type(value) is not str:
+                value = None if value is _MISSING and doc is not NO_DOCUMENT else extract(event)
+            key = value if value in named else (None if value is None else OTHER_VALUE)
+            return (get(key) or build(key))(event, value, doc)
 
-        return run_batch_with_document
+        return _transient_decoding(run_with_document)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -193,23 +194,61 @@ def _no_match(event: Any, *values: Any) -> list[CompiledRule]:
     return []
 
 
+def _transient_decoding(run_one: Callable[[Any], list[CompiledRule]]) -> Callable[
+        [Iterable[Any]], Hits]:
+    """The batch loop around ``run_one(event)``, decoding ``JsonLine`` events in passing (see
+    the module docstring). The common JSON case has this loop written out instead:
+    ``_payload_key_runner``."""
+    line_event, loads, decode_error = JsonLine, orjson.loads, orjson.JSONDecodeError
+
+    def run_batch(events: Iterable[Any]) -> Hits:
+        out: Hits = []
+        for event in events:
+            transient = type(event) is line_event
+            if transient:
+                try:
+                    event.payload = loads(event.raw)
+                except decode_error:
+                    out.append((event, None))
+                    continue
+            if hits := run_one(event):
+                out.append((event, hits))
+            elif transient:
+                del event.payload
+        return out
+
+    return run_batch
+
+
 def _payload_key_runner(
     index_key: str, extract: Extractor, named: frozenset[Any],
     get: Callable[[Any], Matcher | None], build: Callable[[Any], Matcher],
-) -> Callable[[Iterable[Any]], list[tuple[Any, Any]]]:
+) -> Callable[[Iterable[Any]], Hits]:
     """The batch runner of the common JSON case, an index field at the top level of the payload
-    (``ka.verb``, ``json.value[/action]``): ``json_object`` and the one-key walk written out,
-    everything it uses a local. This loop runs once per event."""
+    (``ka.verb``, ``json.value[/action]``): ``json_object``, the one-key walk and
+    ``_transient_decoding`` written out, everything it uses a local. This loop runs once per
+    event."""
+    line_event, loads, decode_error = JsonLine, orjson.loads, orjson.JSONDecodeError
 
-    def run_batch(events: Iterable[Any]) -> list[tuple[Any, Any]]:
-        out = []
+    def run_batch(events: Iterable[Any]) -> Hits:
+        out: Hits = []
         no_doc, missing, other, key_name = NO_DOCUMENT, _MISSING, OTHER_VALUE, index_key
         for event in events:
-            try:
-                raw = event.raw
-                doc = event.payload if raw is None or (raw and raw[0] == 0x7B) else no_doc
-            except ValueError:  # a payload that is not JSON
-                doc = no_doc
+            raw = event.raw
+            transient = type(event) is line_event
+            if transient:
+                try:
+                    doc = event.payload = loads(raw)
+                except decode_error:
+                    out.append((event, None))
+                    continue
+                if raw[0] != 0x7B:  # "{"
+                    doc = no_doc
+            else:
+                try:
+                    doc = event.payload if raw is None or (raw and raw[0] == 0x7B) else no_doc
+                except ValueError:  # a payload that is not JSON
+                    doc = no_doc
             if type(doc) is dict:
                 value = doc.get(key_name, missing)
                 if type(value) is not str:
@@ -220,6 +259,8 @@ def _payload_key_runner(
             key = value if value in named else (None if value is None else other)
             if hits := (get(key) or build(key))(event, value, doc):
                 out.append((event, hits))
+            elif transient:
+                del event.payload
         return out
 
     return run_batch

@@ -155,9 +155,11 @@ class Ruleset:
 
     def evaluate_batch(
         self, source: str, events: Iterable[Any]
-    ) -> list[tuple[Any, list[CompiledRule]]]:
+    ) -> list[tuple[Any, list[CompiledRule] | None]]:
         """``(event, matching rules)`` for the events of one source that match something: the
-        form a source task uses, with the lookups of ``evaluate`` done once per batch."""
+        form a source task uses, with the lookups of ``evaluate`` done once per batch. Rules are
+        None for an event whose payload turned out not to be JSON when it was decoded for
+        evaluation (a ``JsonLine``, see ``index.py``): it was not evaluated."""
         if self._dirty:
             self._build()
         idx = self._by_source.get(source)
