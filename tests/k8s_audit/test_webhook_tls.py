@@ -48,6 +48,14 @@ def single_pem(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def single_pem_cert_first(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same, certificate first (as ``cat cert.pem key.pem`` writes it)."""
+    path = tmp_path_factory.mktemp("pem") / "falco.pem"
+    path.write_bytes(pki.server_cert.read_bytes() + pki.server_key.read_bytes())
+    return path
+
+
 def client_tls(pki: Pki, *, cert: Pki | None = None) -> ssl.SSLContext:
     """Trusts ``pki``'s CA; presents ``cert``'s client certificate when given."""
     context = ssl.create_default_context(cafile=str(pki.ca_cert))
@@ -91,9 +99,13 @@ async def counted(ctx: Any, reason: str, times: int) -> None:
 
 # --- certificates -------------------------------------------------------------------------------
 
-def test_upstream_single_pem_serves_https(pki: Pki, single_pem: Path) -> None:
+@pytest.mark.parametrize("pem", ["single_pem", "single_pem_cert_first"])
+def test_upstream_single_pem_serves_https(pki: Pki, pem: str,
+                                          request: pytest.FixtureRequest) -> None:
+    path: Path = request.getfixturevalue(pem)
+
     async def scenario() -> None:
-        async with https_webhook({"sslCertificate": str(single_pem)}) as (stream, ctx, url):
+        async with https_webhook({"sslCertificate": str(path)}) as (stream, ctx, url):
             assert (await post(url, audit_event("tls1"), client_tls(pki)))[:2] == (200, "")
             assert await next_ids(stream) == ["tls1"]
             assert ctx.log.messages("info") == [
