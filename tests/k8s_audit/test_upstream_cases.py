@@ -21,7 +21,6 @@ import pytest
 
 from falconet.cli import main
 from falconet.ruleset.model import Priority
-from falconet_k8s_audit.plugin import k8saudit_plugin
 
 from .upstream_cases import (
     CASES_FILE,
@@ -38,9 +37,6 @@ from .upstream_cases import (
 pytestmark = pytest.mark.skipif(not available(), reason=SKIP_REASON)
 
 CASES = load_cases() if available() else []
-#: cases whose expectation is checked by the k8saudit event source's own parser (upstream's
-#: "data not recognized as a k8s audit event" for a JSON object that is no audit Event)
-NEEDS_SOURCE = {"fal_01_003"}
 
 
 def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -57,9 +53,6 @@ def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_case_gives_upstreams_alerts(case: Case, tmp_path: Path,
                                      capsys: pytest.CaptureFixture[str]) -> None:
-    if case.id in NEEDS_SOURCE and k8saudit_plugin().source is None:
-        pytest.skip("needs the k8saudit event source (its parser logs unrecognised payloads); "
-                    "the plugin registers no source yet")
     code, out, err = run_cli(replay_args(case, write_config(tmp_path)), capsys)
     assert code == 0, err
     check_alerts(case, parse_alerts(out), err)
