@@ -4,8 +4,8 @@ Each enabled source is one task that takes batches from its stream (a live sourc
 iterator, or a replay's plain iterator), numbers the events (``evt.num``, per source), hands the
 batch to the source's parsers, evaluates it with ``Ruleset.evaluate_batch`` and formats one
 alert per (event, rule) match into the dispatcher, which only appends to bounded queues. Rule
-evaluation is CPU-bound, so the task yields to the loop after every batch: output tasks run
-between batches, and a batch is small (hundreds of events), so they never wait long.
+evaluation is CPU-bound, so the task yields to the loop between batches, at least every
+``YIELD_EVERY_S``: output tasks run then, and never wait long.
 
 The rules in use (ruleset + alert formatters) are one :class:`RulesState` object read once per
 batch; a reload swaps the object between batches, so a batch is evaluated by one ruleset and
@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import gc
 import sys
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
@@ -42,6 +43,9 @@ Parser = Callable[[EventBatch], None]
 
 #: allocations between two young-generation collections once running (Python's default: 700)
 GC_GEN0_THRESHOLD = 10_000
+#: a source task with input ready lets output tasks run at least this often (s); yielding after
+#: every batch cost a loop iteration, with its epoll_wait system call, per batch
+YIELD_EVERY_S = 0.002
 #: errors of one kind (evaluation, formatting, parsing) logged in full before only counting
 MAX_LOGGED_ERRORS = 10
 
@@ -133,9 +137,14 @@ class Engine:
         """Evaluate one batch of ``source`` and queue its alerts; returns the alerts raised."""
         stats = self.stats.source(source)
         num = stats.events
-        for event in batch:
-            num += 1
-            event.num = num
+        number = getattr(batch, "number", None)
+        if number is not None:  # a batch that numbers its events itself (JsonLineBatch)
+            number(num + 1)
+            num += len(batch)
+        else:
+            for event in batch:
+                num += 1
+                event.num = num
         stats.events = num
         stats.batches += 1
         for parse in self.parsers.get(source, ()):
@@ -222,16 +231,21 @@ class Engine:
     # --- tasks ------------------------------------------------------------------------------
 
     async def _consume(self, source: str, stream: BatchStream) -> None:
-        process = self.process
+        process, clock = self.process, time.monotonic
+        next_yield = 0.0
         try:
             if isinstance(stream, AsyncIterator):
                 async for batch in stream:
                     process(source, batch)
-                    await asyncio.sleep(0)
+                    if (now := clock()) >= next_yield:
+                        await asyncio.sleep(0)
+                        next_yield = now + YIELD_EVERY_S
             else:
                 for batch in stream:
                     process(source, batch)
-                    await asyncio.sleep(0)
+                    if (now := clock()) >= next_yield:
+                        await asyncio.sleep(0)
+                        next_yield = now + YIELD_EVERY_S
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -6,12 +6,14 @@ most once, on first use, so an event that no rule looks into is never parsed. ``
 carries pre-extracted field values by name; the schema-only field tables read it (see
 ``fields.FieldSpec.extractor``) and tests use it to state exactly what a field returns.
 ``JsonLine`` is a ``JsonEvent`` read from a JSON-lines input that nobody has decoded yet: rule
-evaluation decodes it in passing (see the class).
+evaluation decodes it in passing (see the class). ``JsonLineBatch`` is a batch of them that
+creates its event objects only when something asks for them.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, overload
 
 import orjson
 
@@ -60,16 +62,63 @@ class JsonLine(JsonEvent):
 
     __slots__ = ()
 
-    def __init__(self, source: str, raw: bytes, ts: int) -> None:
+    def __init__(self, source: str, raw: bytes, ts: int, num: int = 0) -> None:
         self.source = source
         self.raw = raw
         self.ts = ts
-        self.num = 0
+        self.num = num
 
     def __getattr__(self, name: str) -> Any:
         payload = JsonEvent.__getattr__(self, name)
         self.__class__ = JsonEvent  # type: ignore[assignment]  # decoded for good: kept
         return payload
+
+
+class JsonLineBatch(Sequence[JsonLine]):
+    """A batch of JSON lines of one source, read at one time, that are events only on demand.
+
+    The rule index evaluates ``lines`` through one reused event object and creates a
+    ``JsonLine`` only for a line that a rule matched (``ruleset.index``): most lines never
+    become an object. Anything else that reads the batch as a sequence (an event parser, the
+    engine's one-by-one fallback) gets real ``JsonLine`` events, created once, numbered from
+    ``first_num``; the index then evaluates those instead.
+    """
+
+    def __init__(self, source: str, lines: list[bytes], ts: int) -> None:
+        self.source = source
+        self.lines = lines  # the raw lines, none of them empty
+        self.ts = ts
+        self.first_num = 0  # 0: not numbered yet (every event's num is 0)
+        self.events: list[JsonLine] | None = None  # created on first sequence access
+
+    def number(self, first: int) -> None:
+        """``evt.num`` of the first line (the engine numbers events, per source)."""
+        self.first_num = first
+        for num, event in enumerate(self.events or (), first):
+            event.num = num
+
+    def _events(self) -> list[JsonLine]:
+        if self.events is None:
+            source, ts = self.source, self.ts
+            self.events = [JsonLine(source, raw, ts) for raw in self.lines]
+            if self.first_num:
+                self.number(self.first_num)
+        return self.events
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def __iter__(self) -> Iterator[JsonLine]:
+        return iter(self._events())
+
+    @overload
+    def __getitem__(self, index: int) -> JsonLine: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[JsonLine]: ...
+
+    def __getitem__(self, index: int | slice) -> JsonLine | Sequence[JsonLine]:
+        return self._events()[index]
 
 
 class SchemaEvent:

@@ -4,10 +4,12 @@ Input: JSON lines, one document per line; ``PATH`` may be a file, a ``.gz`` file
 (its regular files in name order). Blank lines are skipped. Each line becomes one event:
 
 - ``JsonLine(source, line)`` for JSON-payload sources (``json.*``/``jevt.*`` and the plugin's
-  own fields read it). The line is not decoded here: rule evaluation decodes each event just
-  before its rules run and keeps the document only if one matched (``falconet.event.JsonLine``),
-  which costs a third less than decoding a whole batch ahead. A line found not to be JSON then
-  comes back to its batch (``LineBatch.reject``) and is reported as if found here.
+  own fields read it), in a ``LineBatch`` (a ``falconet.event.JsonLineBatch``). The line is not
+  decoded here, and most lines never become an event object: rule evaluation decodes each line
+  just before its rules run and keeps an event, with its document, only for the lines a rule
+  matched. That costs about half of what decoding a batch ahead into event objects did. A line
+  found not to be JSON then comes back to its batch (``LineBatch.reject``) and is reported as if
+  found here.
 - ``SchemaEvent(source, fields=obj)`` for sources whose fields are schema-only (``syscall``
   from upstream's field list): the object maps field names, as conditions write them, to their
   values (JSON arrays become tuples, for list fields). This is how pre-extracted syscall events
@@ -39,7 +41,7 @@ from typing import IO, Any, cast
 import orjson
 
 from falconet.api import EventBatch, SourceCounters
-from falconet.event import JsonLine, SchemaEvent
+from falconet.event import JsonLine, JsonLineBatch, SchemaEvent
 from falconet.log import get_logger
 
 __all__ = ["BATCH_SIZE", "MAX_LOGGED", "LineBatch", "input_files", "read_json_lines"]
@@ -85,24 +87,22 @@ def _line_chunks(reader: IO[bytes]) -> Iterator[list[bytes]]:
         yield [rest.removesuffix(b"\r")]
 
 
-class LineBatch(list[Any]):
-    """A batch of ``JsonLine`` events that knows where its lines came from, so that the engine
-    can hand back a line that turned out not to be JSON (``reject``) and it is counted and
-    logged with its file and line number, like a malformed line found while reading."""
+class LineBatch(JsonLineBatch):
+    """The JSON lines of one slice of an input file, with where they came from: the engine hands
+    back a line that turned out not to be JSON (``reject``), and it is counted and logged with
+    its file and line number, like a malformed line found while reading."""
 
-    __slots__ = ("counters", "file", "first_line", "lines", "log")
-
-    def __init__(self, events: list[JsonLine], lines: list[bytes], first_line: int, file: Path,
+    def __init__(self, source: str, part: list[bytes], ts: int, first_line: int, file: Path,
                  counters: SourceCounters, log: Any) -> None:
-        super().__init__(events)
-        self.lines, self.first_line, self.file = lines, first_line, file
+        super().__init__(source, [line for line in part if line], ts)
+        self.part, self.first_line, self.file = part, first_line, file
         self.counters, self.log = counters, log
 
     def reject(self, event: JsonLine, reason: str) -> None:
         raw = event.raw
         if raw is None or not raw.strip():
             return  # a blank line: skipped, not malformed
-        index = next(i for i, line in enumerate(self.lines) if line is raw)
+        index = next(i for i, line in enumerate(self.part) if line is raw)
         _malformed(self.log, self.counters, self.file, self.first_line + index,
                    f"invalid JSON: {reason}")
 
@@ -167,9 +167,8 @@ def read_json_lines(source: str, path: Path, counters: SourceCounters, *, schema
                             part = lines[i:i + batch_size]
                             batch = (_schema_events(source, part, now, lineno + i, file,
                                                     counters, log) if schema else
-                                     LineBatch([JsonLine(source, line, now) for line in part
-                                                if line], part, lineno + i + 1, file,
-                                               counters, log))
+                                     LineBatch(source, part, now, lineno + i + 1, file, counters,
+                                               log))
                             if batch:
                                 yield batch
                         lineno += len(lines)

@@ -48,13 +48,13 @@ def _utc(fmt: str, secs: int) -> str:
 def iso8601_ns(ts: int) -> str:
     """``2026-11-26T20:06:12.123456789Z`` from ns since the epoch."""
     secs, ns = divmod(ts, 1_000_000_000)
-    return f"{_utc('%Y-%m-%dT%H:%M:%S', secs)}.{ns:09d}Z"
+    return f"{_utc('%Y-%m-%dT%H:%M:%S', secs)}.{str(ns).zfill(9)}Z"  # zfill: 3x f"{:09d}"
 
 
 def clock_ns(ts: int) -> str:
     """``20:06:12.123456789`` (UTC), Falco's ``evt.time``."""
     secs, ns = divmod(ts, 1_000_000_000)
-    return f"{_utc('%H:%M:%S', secs)}.{ns:09d}"
+    return f"{_utc('%H:%M:%S', secs)}.{str(ns).zfill(9)}"
 
 
 def escape_line(text: str) -> str:
@@ -109,11 +109,14 @@ class AlertFormatter:
             for k, f, raw in extra_fields
         ]
         self._time_field = "evt.time.iso8601" if options.time_format_iso_8601 else "evt.time"
+        # what every alert of this rule repeats, computed once
+        self._priority = rule.priority.label
+        self._tags = sorted(rule.tags)
 
     def _prefix(self, event: Any) -> str:
         ts = event.ts
         when = iso8601_ns(ts) if self.options.time_format_iso_8601 else clock_ns(ts)
-        return f"{when}: {self.rule.priority.label}"
+        return f"{when}: {self._priority}"
 
     def text(self, event: Any) -> str:
         """The alert line (what ``stdout_output`` prints without ``json_output``)."""
@@ -128,14 +131,14 @@ class AlertFormatter:
         doc: dict[str, Any] = {
             "time": iso8601_ns(event.ts),
             "rule": self.rule.name,
-            "priority": self.rule.priority.label,
+            "priority": self._priority,
             "source": self.rule.source,
             "hostname": opts.hostname,
         }
         if opts.json_include_output_property:
             doc["output"] = f"{self._prefix(event)} {message}"
         if opts.json_include_tags_property:
-            doc["tags"] = sorted(self.rule.tags)
+            doc["tags"] = self._tags.copy()
         if opts.json_include_message_property:
             doc["message"] = message
         if opts.json_include_output_fields_property:
@@ -165,5 +168,4 @@ class AlertFormatter:
             line = escape_line(doc["output"])
         else:
             line = escape_line(f"{self._prefix(event)} {self.message.format(event)}")
-        return Alert(self.rule.name, self.rule.priority.label, self.rule.source, event.ts, line,
-                     doc)
+        return Alert(self.rule.name, self._priority, self.rule.source, event.ts, line, doc)

@@ -163,9 +163,15 @@ class OutputFormatter:
                 parts.append(token)
                 continue
             value = token.extract(event)
-            if not token.has_transformer:
-                fields[token.text] = json_value(value, token.spec)
-            parts.append(_token_text(token, value))
+            if type(value) is str:  # the common case: the same text in both places
+                text = value
+                if not token.has_transformer:
+                    fields[token.text] = value
+            else:
+                text = render_value(value, token.spec) if value is not None else NA
+                if not token.has_transformer:
+                    fields[token.text] = json_value(value, token.spec)
+            parts.append(text[: token.width].ljust(token.width) if token.width else text)
         return "".join(parts), fields
 
     def output_fields(self, event: Any) -> dict[str, Any]:

@@ -13,15 +13,17 @@ over the rules that can match its key, specialized on that key: checks of the in
 against constants are decided when it is built, and its value is passed in, not read again.
 
 A ``JsonLine`` event (the generic JSON-lines reader's) is decoded here, just before its bucket
-runs, and keeps its document only if a rule matched (see ``falconet.event.JsonLine``). A line
-that is not JSON is not evaluated: the batch runner returns it as ``(event, None)``, and the
-engine reports it as malformed input.
+runs, and keeps its document only if a rule matched (see ``falconet.event.JsonLine``); the lines
+of a ``JsonLineBatch`` become event objects only when a rule matched them. A line that is not
+JSON is not evaluated: the batch runner returns it as ``(event, None)``, and the engine reports
+it as malformed input.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 import orjson
@@ -30,7 +32,7 @@ from falconet.common_fields import json_object
 from falconet.condition.compiler import OTHER_VALUE, build_matcher, seed_key
 from falconet.condition.evttypes import pinned_values
 from falconet.condition.plan import leaves
-from falconet.event import JsonLine
+from falconet.event import JsonLine, JsonLineBatch
 from falconet.fields import NO_DOCUMENT, Extractor, FieldTable, FieldType, InlinePath
 from falconet.ruleset.model import CompiledRule
 
@@ -229,10 +231,41 @@ def _payload_key_runner(
     ``_transient_decoding`` written out, everything it uses a local. This loop runs once per
     event."""
     line_event, loads, decode_error = JsonLine, orjson.loads, orjson.JSONDecodeError
+    no_doc, missing, other, key_name = NO_DOCUMENT, _MISSING, OTHER_VALUE, index_key
+
+    def run_lines(batch: JsonLineBatch) -> Hits:
+        """A batch of JSON lines that nobody has made events of: every line is evaluated
+        through one reused event object, and only a line that a rule matched gets its own."""
+        out: Hits = []
+        source, ts = batch.source, batch.ts
+        cursor = line_event(source, b"", ts)
+        lines, first = batch.lines, batch.first_num
+        nums = range(first, first + len(lines)) if first else repeat(0)  # 0: not numbered
+        for num, raw in zip(nums, lines, strict=False):
+            cursor.raw, cursor.num = raw, num
+            try:
+                doc = cursor.payload = loads(raw)
+            except decode_error:
+                out.append((line_event(source, raw, ts, num), None))
+                continue
+            if type(doc) is dict and raw[0] == 0x7B:  # "{"
+                value = doc.get(key_name, missing)
+                if type(value) is not str:
+                    value = None if value is missing else extract(cursor)
+            else:
+                doc = no_doc
+                value = extract(cursor)
+            key = value if value in named else (None if value is None else other)
+            if hits := (get(key) or build(key))(cursor, value, doc):
+                event = line_event(source, raw, ts, num)
+                event.payload = cursor.payload
+                out.append((event, hits))
+        return out
 
     def run_batch(events: Iterable[Any]) -> Hits:
+        if isinstance(events, JsonLineBatch) and events.events is None:
+            return run_lines(events)
         out: Hits = []
-        no_doc, missing, other, key_name = NO_DOCUMENT, _MISSING, OTHER_VALUE, index_key
         for event in events:
             raw = event.raw
             transient = type(event) is line_event
