@@ -1,9 +1,10 @@
 """Whole-pipeline throughput benchmark (issue: the asyncio engine).
 
 Events flow exactly as in ``falconet --source app_logs -e FILE``: the generic JSON-lines reader
-(one ``orjson.loads`` per line, batches of 128) -> the engine's source task (event numbers,
-``Ruleset.evaluate_batch``) -> alert formatting (JSON, ``json_output: true``) -> the per-output
-queue -> the built-in file output, writing to a temporary file. The ruleset is 20 rules written
+(batches of 128 lines) -> the engine's source task (event numbers, ``Ruleset.evaluate_batch``,
+which decodes each line with one ``orjson.loads`` just before its rules run) -> alert formatting
+(JSON, ``json_output: true``) -> the per-output queue -> the built-in file output, writing to a
+temporary file. The ruleset is 20 rules written
 for a generic JSON application log, reading fields with ``json.value[/...]`` (what a user writes
 for a source whose plugin has no field table of its own).
 

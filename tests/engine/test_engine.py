@@ -77,7 +77,7 @@ def test_malformed_lines_are_counted_and_the_rest_evaluated(
     assert "malformed=2" in captured.err
 
 
-def json_source_engine(condition: str) -> tuple[Engine, Memory, EngineStats]:
+def json_source_engine(condition: str, parsers: Any = None) -> tuple[Engine, Memory, EngineStats]:
     """The real engine and ruleset over a JSON source ``app`` with one rule, as a source whose
     plugin brings no field table of its own has them: ``evt.*`` and ``json.*``."""
     from falconet.common_fields import common_field_table, json_field_specs
@@ -96,7 +96,7 @@ def json_source_engine(condition: str) -> tuple[Engine, Memory, EngineStats]:
 - rule: Deleted
   desc: d
   condition: {condition}
-  output: "deleted %json.value[/id]"
+  output: "deleted %json.value[/id] (evt %evt.num)"
   priority: WARNING
   source: app
 """, "app_rules.yaml")
@@ -105,7 +105,8 @@ def json_source_engine(condition: str) -> tuple[Engine, Memory, EngineStats]:
     formatters = {r.name: AlertFormatter(r, table, AlertOptions(hostname="h"))
                   for r in ruleset.enabled_rules}
     stats, out = EngineStats(), Memory()
-    engine = Engine(RulesState(ruleset, formatters), Dispatcher({"mem": out}, stats, 0), stats)
+    engine = Engine(RulesState(ruleset, formatters), Dispatcher({"mem": out}, stats, 0), stats,
+                    parsers)
     return engine, out, stats
 
 
@@ -127,12 +128,50 @@ def test_json_lines_that_are_not_json_are_reported_with_their_line(
     engine, out, stats = json_source_engine(condition)
     stream = read_json_lines("app", path, stats.source("app").counters, batch_size=3)
     assert asyncio.run(engine.run({"app": stream})) is True
-    assert [a.line.split(": ", 1)[1] for a in out.alerts] == ["Warning deleted 1",
-                                                              "Warning deleted 3"]
+    # every non-empty line takes an event number, a malformed one too
+    assert [a.line.split(": ", 1)[1] for a in out.alerts] == ["Warning deleted 1 (evt 1)",
+                                                              "Warning deleted 3 (evt 7)"]
     assert stats.source("app").counters.malformed == 2
     err = capsys.readouterr().err
     assert err.count("malformed input line skipped") == 2
     assert "line=2" in err and "line=7" in err and "invalid JSON" in err
+
+
+@pytest.mark.parametrize("with_parser", [False, True])
+def test_json_lines_become_event_objects_only_where_a_rule_matched(
+        with_parser: bool, tmp_path: Path) -> None:
+    """Without a parser, the index evaluates the lines of a batch through one reused event and
+    makes an event of a matching line only; a parser reads every event, so the batch makes them
+    all, numbered, and the index evaluates those. Alerts are the same either way."""
+    from falconet.replay import read_json_lines
+
+    path = tmp_path / "app.jsonl"
+    actions = ["delete" if i % 4 == 0 else "get" for i in range(1, 11)]
+    path.write_text("".join(f'{{"id": {i}, "action": "{a}"}}\n'
+                            for i, a in enumerate(actions, 1)))
+    seen: list[tuple[int, str]] = []
+    batches: list[Any] = []
+
+    def parse(batch: Any) -> None:
+        seen.extend((event.num, event.payload["action"]) for event in batch)
+
+    def record(stream: Any) -> Any:
+        for batch in stream:
+            batches.append(batch)
+            yield batch
+
+    engine, out, stats = json_source_engine(JSON_CONDITIONS[0],
+                                            {"app": [parse]} if with_parser else None)
+    stream = read_json_lines("app", path, stats.source("app").counters, batch_size=4)
+    assert asyncio.run(engine.run({"app": record(stream)})) is True
+    assert [a.line.split(": ", 1)[1] for a in out.alerts] == ["Warning deleted 4 (evt 4)",
+                                                              "Warning deleted 8 (evt 8)"]
+    assert [len(b) for b in batches] == [4, 4, 2]
+    if with_parser:
+        assert seen == list(enumerate(actions, 1))
+        assert all(b.events is not None for b in batches)
+    else:
+        assert all(b.events is None for b in batches)
 
 
 def test_only_the_first_malformed_json_lines_are_logged_then_a_total(
