@@ -78,6 +78,9 @@ class SourceContext:
     counters: SourceCounters = field(default_factory=SourceCounters)
     #: a structlog logger bound to ``source=<name>``
     log: Any = None
+    #: ``-w FILE``: where a source that can record writes its raw input, in a file its
+    #: ``replay`` reads back; None when not recording
+    record_path: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,8 @@ class EventSource:
     json_payload: bool = True
     #: Falco's plugin id (registry.yaml), shown by ``--list-plugins``; 0 when not registered
     plugin_id: int = 0
+    #: True when ``open`` honours ``SourceContext.record_path`` (``falconet -w FILE``)
+    can_record: bool = False
 
 
 @dataclass(frozen=True)

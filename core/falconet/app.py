@@ -10,12 +10,16 @@ the engine, the dispatcher and the reloader. ``build_rules`` is used both at sta
 reload (SIGHUP, ``watch_config_files``), so both load rules exactly alike.
 
 The webserver runs in live mode only (as upstream: not with a capture file), and outputs are not
-created in ``--dry-run``.
+created in ``--dry-run``. ``-w FILE`` records a live source that can record (``EventSource
+.can_record``): the source gets the path in ``SourceContext.record_path`` and writes its raw
+input there while rules run as usual. ``engine.kind: replay`` in falco.yaml replays
+``engine.replay.capture_file`` through the ``syscall`` source, as ``--source syscall -e FILE``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import signal
 import sys
 import time
@@ -70,6 +74,8 @@ class RunOptions:
     rules_paths: tuple[str, ...] = ()  # -r: replaces rules_files
     replay_source: str | None = None  # --source
     replay_path: str | None = None  # -e
+    record_source: str | None = None  # the --source that -w records
+    record_path: str | None = None  # -w
     duration_s: float | None = None  # -M
     dry_run: bool = False
     enable_sources: tuple[str, ...] = ()
@@ -213,7 +219,10 @@ def replay_stream(options: RunOptions, plugins: PluginSet, stats: EngineStats,
     ctx = _source_context(plugins, name, stats, str(path))
     if source is not None and source.replay is not None:
         _log.info(f"Opening '{name}' source with a replay of {path}")
-        return {name: source.replay(path, ctx)}
+        try:  # a reader may check its input before the first batch
+            return {name: source.replay(path, ctx)}
+        except (OSError, ValueError) as exc:
+            raise StartupError(f"Could not open replay input {path}: {exc}") from exc
     # without a loaded source, the field table decides: schema-only fields (upstream's syscall
     # list) read pre-extracted values; a plugin's extractors read the JSON payload
     schema = (any(spec.make_extractor is None for spec in plugins.registry.table(name))
@@ -240,12 +249,34 @@ def enabled_live_sources(options: RunOptions, plugins: PluginSet) -> list[str]:
     return names
 
 
-def live_streams(names: Sequence[str], plugins: PluginSet,
-                 stats: EngineStats) -> dict[str, BatchStream]:
+def recording(options: RunOptions, plugins: PluginSet) -> tuple[str, Path] | None:
+    """``-w FILE``: (source, path) to record, checked before anything starts; None without -w.
+    (Whether that source is enabled is checked once the enabled sources are known.)"""
+    if options.record_path is None:
+        return None
+    name = options.record_source or "syscall"
+    path = Path(options.record_path)
+    why = ""
+    if name not in plugins.sources:
+        why = f"no loaded plugin provides the source '{name}'"
+    elif not plugins.sources[name].source.can_record:
+        why = f"the source '{name}' cannot record its events"
+    elif path.is_dir() or not path.parent.is_dir():
+        why = f"{path} is a directory" if path.is_dir() else f"no directory {path.parent}"
+    if why:
+        raise StartupError(f"Cannot record with -w: {why}")
+    return name, path
+
+
+def live_streams(names: Sequence[str], plugins: PluginSet, stats: EngineStats,
+                 record: tuple[str, Path] | None = None) -> dict[str, BatchStream]:
     streams: dict[str, BatchStream] = {}
     for name in names:
         loaded = plugins.sources[name]
         ctx = _source_context(plugins, name, stats)
+        if record is not None and record[0] == name:
+            ctx.record_path = record[1]
+            _log.info(f"Recording '{name}' source to {record[1]}")
         _log.info(f"Opening '{name}' source with plugin '{loaded.loaded.plugin.name}'")
         try:
             streams[name] = loaded.source.open(ctx)
@@ -345,24 +376,41 @@ async def _run(options: RunOptions) -> int:
         raise StartupError(str(exc)) from exc
     stats = EngineStats()
     _record_rules(stats, built)
+    options = _engine_replay(options, config)
     replay = options.replay_source is not None or options.replay_path is not None
     if replay and not (options.replay_source and options.replay_path):
         raise StartupError("a replay needs both --source NAME and -e PATH")
     progress = sys.stderr.isatty() if options.progress is None else options.progress
+    if replay and options.record_path is not None:
+        raise StartupError("-w records live events: it cannot be combined with a replay")
+    record = None if replay else recording(options, plugins)
     live_names = [] if replay else enabled_live_sources(options, plugins)
+    if record is not None and record[0] not in live_names:
+        raise StartupError(f"Cannot record with -w: the source '{record[0]}' is not enabled")
     if not replay:
         _log.info("Enabled event sources: " + ", ".join(live_names))
     if options.dry_run:
         _log.info("Dry run: rules loaded and sources checked, not processing events")
         return EXIT_OK
     streams = (replay_stream(options, plugins, stats, progress) if replay
-               else live_streams(live_names, plugins, stats))
+               else live_streams(live_names, plugins, stats, record))
     outputs = create_outputs(config, plugins)
     dispatcher = Dispatcher(outputs, stats, config.outputs_queue_capacity)
     engine = Engine(built.state, dispatcher, stats, plugins.parsers)
     settle_heap()
     return await _serve(options, config, built, plugins, stats, engine, dispatcher, streams,
                         webserver=not replay and config.webserver.enabled)
+
+
+def _engine_replay(options: RunOptions, config: Config) -> RunOptions:
+    """``engine.kind: replay`` (upstream's capture replay) without ``-e``/``-w``: replay
+    ``engine.replay.capture_file`` through the syscall source."""
+    if (config.engine_kind != "replay" or options.replay_path is not None
+            or options.record_path is not None):
+        return options
+    capture_file = str(config.typed["engine"]["replay"]["capture_file"])
+    return dataclasses.replace(options, replay_source=options.replay_source or "syscall",
+                               replay_path=capture_file)
 
 
 def _record_rules(stats: EngineStats, built: RulesBuild) -> None:

@@ -46,6 +46,8 @@ Examples:
   falconet --list-plugins
   falconet -c rules/falco.yaml --dry-run
   falconet -c rules/falco.yaml --source k8s_audit -e audit.jsonl -o json_output=true
+  falconet -c rules/falco.yaml --source syscall -w run.fcap -M 60
+  falconet -c rules/falco.yaml --source syscall -e run.fcap
   falconet -c rules/falco.yaml -M 60 --disable-source syscall
 
 \b
@@ -154,10 +156,15 @@ def _check_format(_ctx: click.Context, _param: click.Parameter, value: str | Non
       help="Print version information and exit (JSON with -o json_output=true).")
 # --- Running
 @_opt("Running", "-e", "replay_path", metavar="PATH",
-      help="Replay events from a file or directory (JSON lines, .gz too) instead of live "
-           "sources, then exit.")
+      help="Replay events from a file or directory (JSON lines, .gz too; a syscall capture "
+           "made with -w) instead of live sources, then exit.")
+@_opt("Running", "-w", "record_path", metavar="FILE",
+      help="Record the raw events of the --source source (default syscall) into a capture "
+           "FILE (.gz: compressed) while rules run as usual; replay it with -e. See "
+           "docs/capture-format.md.")
 @_opt("Running", "--source", "replay_source", metavar="NAME",
-      help="The source whose reader reads -e (default: the only loaded source, else syscall).")
+      help="The source whose reader reads -e (default: the only loaded source, else syscall), "
+           "or that -w records (default syscall).")
 @_opt("Running", "-M", "duration", type=click.FloatRange(min=0), metavar="SECONDS",
       help="Stop after SECONDS.")
 @_opt("Running", "--dry-run", "dry_run", is_flag=True,
@@ -175,7 +182,7 @@ def main(rules_files: tuple[str, ...], validate: tuple[str, ...],
          describe_all: bool, describe_rule: str | None, config_path: str | None,
          options: tuple[str, ...], support: bool, list_source: str | None, names_only: bool,
          list_format: str | None, markdown: bool, list_plugins: bool, plugin_info: str | None,
-         show_version: bool, replay_path: str | None,
+         show_version: bool, replay_path: str | None, record_path: str | None,
          replay_source: str | None, duration: float | None, dry_run: bool, unbuffered: bool,
          enable_sources: tuple[str, ...], disable_sources: tuple[str, ...],
          progress: bool | None) -> None:
@@ -196,11 +203,17 @@ def main(rules_files: tuple[str, ...], validate: tuple[str, ...],
             or validate or describe_all or describe_rule or support):
         if enable_sources and disable_sources and replay_path is None:
             _fail("You can not mix --enable-source and --disable-source")
+        record_source = None
+        if record_path is not None:
+            if replay_path is not None:
+                _fail("-w records live events: it cannot be combined with -e")
+            record_source, replay_source = replay_source or "syscall", None
         if replay_path is not None and replay_source is None:
             replay_source = _default_replay_source(config_path, options)
         sys.exit(_run_engine(
             config_path=config_path, overrides=options, rules_paths=rules_files,
-            replay_source=replay_source, replay_path=replay_path, duration_s=duration or None,
+            replay_source=replay_source, replay_path=replay_path,
+            record_source=record_source, record_path=record_path, duration_s=duration or None,
             dry_run=dry_run, enable_sources=enable_sources, disable_sources=disable_sources,
             unbuffered=unbuffered, progress=progress))
 
