@@ -9,6 +9,7 @@ import orjson
 
 from falconet.event import JsonEvent
 from falconet_k8s_audit import k8saudit_field_table
+from tests.outputs.helpers import RecordingLog as RecordingLog  # shared with output tests
 
 TABLE = k8saudit_field_table()
 SHARED = Path(__file__).resolve().parents[3] / "shared"
@@ -48,31 +49,6 @@ def audit_event(audit_id: str, *, stage_ts: Any = STAGE_TS, **extra: Any) -> dic
 def event_list(*docs: Any) -> dict[str, Any]:
     return {"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "metadata": {},
             "items": list(docs)}
-
-
-class RecordingLog:
-    """A logger with falconet's interface that keeps what it is told: (level, message, keys)."""
-
-    def __init__(self) -> None:
-        self.records: list[tuple[str, str, dict[str, Any]]] = []
-
-    def _record(self, level: str, event: str, **kw: Any) -> None:
-        self.records.append((level, event, kw))
-
-    def info(self, event: str, **kw: Any) -> None:
-        self._record("info", event, **kw)
-
-    def warning(self, event: str, **kw: Any) -> None:
-        self._record("warning", event, **kw)
-
-    def error(self, event: str, **kw: Any) -> None:
-        self._record("error", event, **kw)
-
-    def exception(self, event: str, **kw: Any) -> None:
-        self._record("error", event, **kw)
-
-    def messages(self, level: str = "warning") -> list[str]:
-        return [event for lvl, event, _ in self.records if lvl == level]
 
 
 def source_context(open_params: str, init_config: dict[str, Any] | None = None) -> Any:

@@ -54,3 +54,9 @@ class RecordingLog:
 
     def error(self, event: str, **kw: Any) -> None:
         self._record("error", event, **kw)
+
+    def exception(self, event: str, **kw: Any) -> None:
+        self._record("error", event, **kw)
+
+    def messages(self, level: str = "warning") -> list[str]:
+        return [event for lvl, event, _ in self.records if lvl == level]
