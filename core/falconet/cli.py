@@ -82,14 +82,14 @@ class _Command(click.Command):
         try:
             return super().make_context(info_name, args, parent, **extra)
         except click.UsageError as exc:
-            exc.exit_code = EXIT_FAILURE
+            exc.exit_code = EXIT_FAILURE  # type: ignore[misc]  # a ClassVar since click 8.5
             raise
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except click.UsageError as exc:
-            exc.exit_code = EXIT_FAILURE
+            exc.exit_code = EXIT_FAILURE  # type: ignore[misc]  # a ClassVar since click 8.5
             raise
 
 
