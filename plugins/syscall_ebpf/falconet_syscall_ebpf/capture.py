@@ -27,6 +27,8 @@ from typing import IO, Any, cast
 
 import orjson
 
+from .clock import boot_time_ns
+
 __all__ = [
     "BLOCK_HEADER",
     "FLAG_ZLIB",
@@ -68,12 +70,6 @@ _OPTIONAL: dict[str, type] = {"hostname": str, "kernel_release": str, "machine":
 
 class CaptureError(ValueError):
     """A capture file that cannot be read (or written) as asked; the message says where."""
-
-
-def boot_time_ns() -> int:
-    """Wall-clock time (ns since the epoch) at which CLOCK_BOOTTIME read 0: added to a record's
-    boot-relative timestamp, it gives the record's wall time."""
-    return time.time_ns() - time.clock_gettime_ns(time.CLOCK_BOOTTIME)
 
 
 def _falconet_version() -> str:
