@@ -38,6 +38,7 @@ __all__ = [
     "OutputError",
     "OutputSpec",
     "Plugin",
+    "RuleInfo",
     "SchemaEvent",
     "SourceContext",
     "SourceCounters",
@@ -67,6 +68,16 @@ class SourceCounters:
         self.rejected: dict[str, int] = {}
 
 
+@dataclass(frozen=True, slots=True)
+class RuleInfo:
+    """An enabled rule of a source, as the source sees it: enough to collect only what rules
+    can match (the syscall source selects syscalls in the kernel from ``event_types``)."""
+
+    name: str
+    #: the event types the rule can match (syscall rules: the engine's inference); None: any
+    event_types: frozenset[str] | None = None
+
+
 @dataclass
 class SourceContext:
     """What a source is opened with."""
@@ -81,6 +92,11 @@ class SourceContext:
     #: ``-w FILE``: where a source that can record writes its raw input, in a file its
     #: ``replay`` reads back; None when not recording
     record_path: Path | None = None
+    #: the enabled rules of this source when a live source is opened; None when not known
+    #: (replays, tests)
+    rules: tuple[RuleInfo, ...] | None = None
+    #: set by a source that wants to hear of rules reloads: called with the new ``rules``
+    on_rules_change: Callable[[tuple[RuleInfo, ...]], None] | None = None
 
 
 @dataclass(frozen=True)

@@ -23,21 +23,28 @@ import dataclasses
 import signal
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from falconet.api import Alert, EventSource, Output, OutputContext, SourceContext
+from falconet.api import Alert, EventSource, Output, OutputContext, RuleInfo, SourceContext
 from falconet.config import Config, ConfigError, load_config
 from falconet.dispatch import Dispatcher
 from falconet.engine import BatchStream, Engine, RulesState, settle_heap
-from falconet.fields import FieldRegistry
+from falconet.fields import FieldRegistry, FieldTable
 from falconet.log import configure_logging, get_logger
 from falconet.outputs import builtin_outputs
-from falconet.plugins import PluginError, PluginSet, check_schema, load_plugins
+from falconet.plugins import (
+    SYSCALL_LIVE_KINDS,
+    SYSCALL_SOURCE,
+    PluginError,
+    PluginSet,
+    check_schema,
+    load_plugins,
+)
 from falconet.reload import FileWatcher, Reloader, ReloadError, install_sighup, start_tasks
 from falconet.replay import read_json_lines
 from falconet.rules_files import expand_rules_paths
@@ -232,19 +239,34 @@ def replay_stream(options: RunOptions, plugins: PluginSet, stats: EngineStats,
                                   progress=progress, log=ctx.log)}
 
 
-def enabled_live_sources(options: RunOptions, plugins: PluginSet) -> list[str]:
-    """Loaded sources, narrowed by --enable-source / --disable-source (as upstream)."""
+def enabled_live_sources(options: RunOptions, plugins: PluginSet,
+                         rule_sources: Set[str] = frozenset(),
+                         engine_kind: str = "modern_ebpf") -> list[str]:
+    """Loaded sources, narrowed by --enable-source / --disable-source (as upstream). The
+    syscall driver (``engine.kind``) runs when its kind captures live and a loaded rule has
+    source ``syscall``, or when --enable-source or -w names it."""
     names = list(plugins.sources)
     for wanted in (*options.enable_sources, *options.disable_sources):
         if wanted not in plugins.sources:
             raise StartupError(f"Attempted enabling/disabling unknown event source: {wanted}")
+    if plugins.driver is not None and not (
+            engine_kind in SYSCALL_LIVE_KINDS
+            and (SYSCALL_SOURCE in rule_sources or SYSCALL_SOURCE in options.enable_sources
+                 or (options.record_source == SYSCALL_SOURCE and options.record_path))):
+        names.remove(SYSCALL_SOURCE)
     if options.enable_sources:
         names = [n for n in names if n in options.enable_sources]
     names = [n for n in names if n not in options.disable_sources]
     if not names:
-        hint = ("" if plugins.sources else
-                " (no loaded plugin provides a live source: list one under 'plugins:' and "
-                "'load_plugins:' in falco.yaml, or replay a file with --source NAME -e PATH)")
+        if plugins.driver is not None and len(plugins.sources) == 1:
+            hint = (" (the syscall source runs when a loaded rule has source syscall, or with "
+                    "--enable-source syscall; other sources come from 'plugins:' entries in "
+                    "falco.yaml; or replay a file with --source NAME -e PATH)")
+        elif not plugins.sources:
+            hint = (" (no loaded plugin provides a live source: list one under 'plugins:' and "
+                    "'load_plugins:' in falco.yaml, or replay a file with --source NAME -e PATH)")
+        else:
+            hint = ""
         raise StartupError(f"Must enable at least one event source{hint}")
     return names
 
@@ -268,12 +290,55 @@ def recording(options: RunOptions, plugins: PluginSet) -> tuple[str, Path] | Non
     return name, path
 
 
+def rule_infos(state: RulesState, source: str) -> tuple[RuleInfo, ...]:
+    """The enabled rules of ``source``, as ``SourceContext.rules`` hands them to it."""
+    return tuple(RuleInfo(rule.name, rule.event_types)
+                 for rule in state.ruleset.enabled_rules if rule.source == source)
+
+
+def unextracted_fields(state: RulesState, source: str,
+                       table: FieldTable) -> dict[str, list[str]]:
+    """Rule name -> the fields its condition or output reads that nothing extracts for
+    ``source`` (schema-only fields of upstream's list: absent on live events)."""
+    out: dict[str, list[str]] = {}
+    for rule in state.ruleset.enabled_rules:
+        if rule.source != source:
+            continue
+        labels = list(rule.checked.fields)
+        formatter = state.formatters.get(rule.name)
+        if formatter is not None:
+            labels += [t.text for t in formatter.message.field_tokens if not t.has_transformer]
+        missing: list[str] = []
+        for label in labels:
+            found = table.lookup(label.split("[", 1)[0])
+            if (found is not None and found[0].make_extractor is None
+                    and found[0].name not in missing):
+                missing.append(found[0].name)
+        if missing:
+            out[rule.name] = missing
+    return out
+
+
+def _warn_unextracted(state: RulesState, name: str, plugins: PluginSet) -> None:
+    missing = unextracted_fields(state, name, plugins.registry.table(name))
+    if missing:
+        listing = "; ".join(f"{rule} ({', '.join(fields)})" for rule, fields in missing.items())
+        _log.warning(f"{len(missing)} enabled rules of source '{name}' use fields this source "
+                     "does not extract yet (absent on its events: conditions on them are false, "
+                     f"outputs show <NA>): {listing}")
+
+
 def live_streams(names: Sequence[str], plugins: PluginSet, stats: EngineStats,
-                 record: tuple[str, Path] | None = None) -> dict[str, BatchStream]:
+                 record: tuple[str, Path] | None = None, state: RulesState | None = None,
+                 contexts: dict[str, SourceContext] | None = None) -> dict[str, BatchStream]:
+    """Open each live source. One that cannot open ends the run when it is the only one (or
+    the recorded one); otherwise it is logged and the others run."""
     streams: dict[str, BatchStream] = {}
     for name in names:
         loaded = plugins.sources[name]
         ctx = _source_context(plugins, name, stats)
+        if state is not None:
+            ctx.rules = rule_infos(state, name)
         if record is not None and record[0] == name:
             ctx.record_path = record[1]
             _log.info(f"Recording '{name}' source to {record[1]}")
@@ -281,7 +346,16 @@ def live_streams(names: Sequence[str], plugins: PluginSet, stats: EngineStats,
         try:
             streams[name] = loaded.source.open(ctx)
         except Exception as exc:
-            raise StartupError(f"Could not open source '{name}': {exc}") from exc
+            if len(names) == 1 or (record is not None and record[0] == name):
+                raise StartupError(f"Could not open source '{name}': {exc}") from exc
+            _log.error(f"Could not open source '{name}': {exc} (the other sources run)")
+            continue
+        if contexts is not None:
+            contexts[name] = ctx
+        if state is not None:
+            _warn_unextracted(state, name, plugins)
+    if not streams:
+        raise StartupError("Could not open any event source")
     return streams
 
 
@@ -384,7 +458,9 @@ async def _run(options: RunOptions) -> int:
     if replay and options.record_path is not None:
         raise StartupError("-w records live events: it cannot be combined with a replay")
     record = None if replay else recording(options, plugins)
-    live_names = [] if replay else enabled_live_sources(options, plugins)
+    rule_sources = {rule.source for rule in built.state.ruleset.enabled_rules}
+    live_names = [] if replay else enabled_live_sources(options, plugins, rule_sources,
+                                                        config.engine_kind)
     if record is not None and record[0] not in live_names:
         raise StartupError(f"Cannot record with -w: the source '{record[0]}' is not enabled")
     if not replay:
@@ -392,14 +468,15 @@ async def _run(options: RunOptions) -> int:
     if options.dry_run:
         _log.info("Dry run: rules loaded and sources checked, not processing events")
         return EXIT_OK
+    contexts: dict[str, SourceContext] = {}
     streams = (replay_stream(options, plugins, stats, progress) if replay
-               else live_streams(live_names, plugins, stats, record))
+               else live_streams(live_names, plugins, stats, record, built.state, contexts))
     outputs = create_outputs(config, plugins)
     dispatcher = Dispatcher(outputs, stats, config.outputs_queue_capacity)
     engine = Engine(built.state, dispatcher, stats, plugins.parsers)
     settle_heap()
     return await _serve(options, config, built, plugins, stats, engine, dispatcher, streams,
-                        webserver=not replay and config.webserver.enabled)
+                        webserver=not replay and config.webserver.enabled, contexts=contexts)
 
 
 def _engine_replay(options: RunOptions, config: Config) -> RunOptions:
@@ -413,6 +490,18 @@ def _engine_replay(options: RunOptions, config: Config) -> RunOptions:
                                replay_path=capture_file)
 
 
+def _notify_rules(state: RulesState, contexts: Mapping[str, SourceContext]) -> None:
+    """Hand reloaded rules to the live sources that asked (``on_rules_change``)."""
+    for name, ctx in contexts.items():
+        if ctx.on_rules_change is None:
+            continue
+        try:
+            ctx.on_rules_change(rule_infos(state, name))
+        except Exception as exc:
+            _log.error("a source failed to take the reloaded rules", source=name,
+                       error=repr(exc))
+
+
 def _record_rules(stats: EngineStats, built: RulesBuild) -> None:
     stats.rules.files = len(built.files)
     stats.rules.loaded = built.loaded
@@ -424,7 +513,8 @@ def _record_rules(stats: EngineStats, built: RulesBuild) -> None:
 
 async def _serve(options: RunOptions, config: Config, built: RulesBuild, plugins: PluginSet,
                  stats: EngineStats, engine: Engine, dispatcher: Dispatcher,
-                 streams: dict[str, BatchStream], *, webserver: bool) -> int:
+                 streams: dict[str, BatchStream], *, webserver: bool,
+                 contexts: Mapping[str, SourceContext] | None = None) -> int:
     loop = asyncio.get_running_loop()
     current = {"config": config, "files": built.files}
 
@@ -457,6 +547,7 @@ async def _serve(options: RunOptions, config: Config, built: RulesBuild, plugins
             except StartupError as exc:
                 raise ReloadError(str(exc)) from exc
         engine.swap(new.state)
+        _notify_rules(new.state, contexts or {})
         current["config"], current["files"] = new.config, new.files
         _record_rules(stats, new)
         stats.rules.reloads += 1

@@ -256,7 +256,7 @@ LOG_FORMATS = ("console", "json")
 SYSLOG_FACILITIES = {"kern": 0, "user": 1, "mail": 2, "daemon": 3, "auth": 4, "syslog": 5,
                      "lpr": 6, "news": 7, "uucp": 8, "cron": 9, "authpriv": 10, "ftp": 11,
                      **{f"local{i}": 16 + i for i in range(8)}}
-ENGINE_KINDS = ("kmod", "modern_ebpf", "replay", "nodriver")
+ENGINE_KINDS = ("kmod", "ebpf", "modern_ebpf", "replay", "nodriver")
 UPSTREAM_RULES_FILES = ("/etc/falco/falco_rules.yaml", "/etc/falco/falco_rules.local.yaml",
                         "/etc/falco/rules.d")
 
@@ -292,6 +292,7 @@ SCHEMA = Map({
     "engine": Map({
         "kind": Enum(ENGINE_KINDS, "modern_ebpf"),
         "kmod": Map(_ebpf_buffers),
+        "ebpf": Map({"probe": Str(""), **_ebpf_buffers}),
         "modern_ebpf": Map({"cpus_for_each_buffer": Int(2, minimum=0), **_ebpf_buffers,
                             "disable_iterators": Bool(False)}),
         "replay": Map({"capture_file": Str()}),

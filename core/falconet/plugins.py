@@ -32,6 +32,8 @@ from falconet.fields import FieldRegistry, FieldTable, find_upstream_fields_tsv,
 from falconet.log import get_logger
 
 __all__ = [
+    "SYSCALL_LIVE_KINDS",
+    "SYSCALL_SOURCE",
     "Catalogue",
     "LoadedPlugin",
     "LoadedSource",
@@ -48,6 +50,13 @@ KNOWN_DISTRIBUTIONS = {
     "k8saudit": "falconet-k8s-audit",
     "cloudtrail": "falconet-cloudtrail",
 }
+
+#: ``engine.kind`` values with a live syscall driver: the installed plugin that provides the
+#: ``syscall`` source runs as that driver (falconet's eBPF probe, whatever upstream driver the
+#: kind names); with ``replay`` it reads ``engine.replay.capture_file``; ``nodriver`` leaves the
+#: syscall source to ``plugins:`` entries, or to upstream's schema-only field list
+SYSCALL_LIVE_KINDS = ("modern_ebpf", "ebpf", "kmod")
+SYSCALL_SOURCE = "syscall"
 
 #: fields every plugin source carries (``evt.*``; ``json.*``/``jevt.*`` on JSON sources): tables
 #: may repeat them without overlapping
@@ -219,6 +228,10 @@ class PluginSet:
     #: source -> the parse functions that see its batches, in load order
     parsers: dict[str, list[Callable[[EventBatch], None]]] = field(default_factory=dict)
     outputs: dict[str, OutputSpec] = field(default_factory=dict)
+    #: the ``syscall`` source when ``engine.kind`` selected it (not a ``plugins:`` entry: it is
+    #: in ``sources`` but not in ``loaded``, as upstream's driver is no plugin); None otherwise.
+    #: It runs live only with a ``SYSCALL_LIVE_KINDS`` kind and rules that need it (app.py)
+    driver: LoadedSource | None = None
 
     def versions(self) -> dict[str, str]:
         """Loaded plugin name -> the version ``required_plugin_versions`` is checked against."""
@@ -236,10 +249,28 @@ def load_plugins(config: Config, available: Mapping[str, Plugin] | None = None, 
     loaded = [_load_one(entry, catalogue, log) for entry in _selected(config)]
     plugin_set = PluginSet(loaded=loaded)
     plugin_set.sources = _sources(loaded)
-    plugin_set.registry = _registry(loaded, plugin_set.sources, fields_tsv)
+    driver = _syscall_driver(config, catalogue, plugin_set.sources)
+    if driver is not None:
+        plugin_set.sources[SYSCALL_SOURCE] = plugin_set.driver = driver
+    plugin_set.registry = _registry([*loaded, *([driver.loaded] if driver else [])],
+                                    plugin_set.sources, fields_tsv)
     plugin_set.parsers = _parsers(loaded, plugin_set.registry)
     plugin_set.outputs = _outputs(loaded)
     return plugin_set
+
+
+def _syscall_driver(config: Config, available: Mapping[str, Plugin],
+                    sources: Mapping[str, LoadedSource]) -> LoadedSource | None:
+    """The installed plugin with the ``syscall`` source, unless ``engine.kind`` is ``nodriver``
+    or a ``plugins:`` entry provides that source already (its fields and its replay reader
+    serve ``engine.kind: replay`` and ``-e`` too)."""
+    if config.engine_kind == "nodriver" or SYSCALL_SOURCE in sources:
+        return None
+    for plugin in available.values():
+        if plugin.source is not None and plugin.source.name == SYSCALL_SOURCE:
+            return LoadedSource(plugin.source, LoadedPlugin(plugin=plugin, init_config={},
+                                                            open_params=""))
+    return None
 
 
 def _selected(config: Config) -> list[PluginConfig]:
@@ -358,7 +389,10 @@ def _sources(loaded: Sequence[LoadedPlugin]) -> dict[str, LoadedSource]:
 def _registry(loaded: Sequence[LoadedPlugin], sources: Mapping[str, LoadedSource],
               fields_tsv: Path | None) -> FieldRegistry:
     """Upstream's schema-only tables, with each source a plugin brings replaced by that plugin's
-    table (plus the common fields) and every other plugin's fields added to their sources."""
+    table (plus the common fields) and every other plugin's fields added to their sources. The
+    ``syscall`` table is the exception: its plugin's fields replace the schema-only ones of the
+    same name and the others stay, so rules using fields the live source does not extract yet
+    still load (their values are absent)."""
     path = fields_tsv or find_upstream_fields_tsv()
     if path is not None:
         registry = schema_registry(path)
@@ -366,7 +400,8 @@ def _registry(loaded: Sequence[LoadedPlugin], sources: Mapping[str, LoadedSource
         registry = FieldRegistry()
         registry.table("syscall")
     for name, ls in sources.items():
-        registry.replace_table(_seed(name, ls.source, ls.loaded.plugin.name))
+        if name != SYSCALL_SOURCE:
+            registry.replace_table(_seed(name, ls.source, ls.loaded.plugin.name))
     contributions: list[tuple[LoadedPlugin, FieldTable]] = []
     for lp in loaded:
         contributions.extend((lp, table) for table in _tables(lp.plugin))

@@ -339,8 +339,8 @@ def test_unknown_keys_warn_with_path(tmp_path: Path) -> None:
     ("outputs_queue.capacity=-1", "outputs_queue.capacity: expected an integer >= 0, got -1"),
     ("json_output=maybe", "json_output: expected a boolean, got 'maybe'"),
     ("rule_matching=some", "rule_matching: expected one of first, all, got 'some'"),
-    ("engine.kind=ebpf", "engine.kind: expected one of kmod, modern_ebpf, replay, nodriver, "
-                         "got 'ebpf'"),
+    ("engine.kind=gvisor", "engine.kind: expected one of kmod, ebpf, modern_ebpf, replay, "
+                           "nodriver, got 'gvisor'"),
     ("webserver.listen_port=http", "webserver.listen_port: expected an integer, got 'http'"),
     ("http_output.max_consecutive_timeouts=[1]",
      "http_output.max_consecutive_timeouts: expected an integer, got '[1]'"),

@@ -40,7 +40,8 @@ def test_load_plugins_selects_those_names_in_its_order(installed: Catalogue) -> 
 
 
 def test_an_empty_load_plugins_loads_nothing(installed: Catalogue) -> None:
-    loaded = load_plugins(config({"plugins": [JSON, K8S], "load_plugins": []}), installed)
+    loaded = load_plugins(config({"plugins": [JSON, K8S], "load_plugins": [],
+                                  "engine": {"kind": "nodriver"}}), installed)
     assert loaded.loaded == []
     assert loaded.versions() == {}
     assert loaded.sources == {}
@@ -260,7 +261,8 @@ def test_fields_for_another_source_extend_it(fields_tsv: Path) -> None:
 def test_without_upstreams_field_list_only_loaded_sources_exist(
         installed: Catalogue, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("FALCONET_FIELDS_TSV", str(tmp_path / "absent.tsv"))
-    loaded = load_plugins(config({"plugins": [K8S, JSON]}), installed)
+    loaded = load_plugins(config({"plugins": [K8S, JSON], "engine": {"kind": "nodriver"}}),
+                          installed)
     assert loaded.registry.sources == ["syscall", "k8s_audit"]
     assert len(loaded.registry.table("syscall")) == 0
     assert "ka.user.name" in loaded.registry.table("k8s_audit")

@@ -261,7 +261,11 @@ def _resolve_enum(table: str, value: int) -> str:
     return names.get(value, "")
 
 
+_AT_FDCWD = -100
+
+
 _RESOLVERS: dict[str, Callable[[str, int], str]] = {
+    "FD": lambda _t, v: "AT_FDCWD" if v == _AT_FDCWD else "",
     "ERRNO": lambda _t, v: errno_name(v) if v < 0 else "",
     "SIGTYPE": lambda _t, v: _signal_name(v),
     "SYSCALLID": lambda _t, v: "",

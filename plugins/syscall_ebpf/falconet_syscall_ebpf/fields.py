@@ -1,0 +1,211 @@
+"""The fields this source extracts from its events (the raw event fields, for now).
+
+They extend upstream's schema-only table for ``syscall`` (``falconet.fields.schema_registry``):
+names, types and argument kinds are upstream's, so rules validate exactly as before, and the
+fields this source does not extract yet (``fd.*``, ``proc.cmdline``, ``container.*``...) keep
+loading and read as absent on live events (``SyscallEvent.fields`` is empty).
+
+Each extractor also reads a ``SchemaEvent`` (pre-extracted values by field name, the JSON-lines
+replays of ``samples/syscall.jsonl``): when the event lacks the attribute, the value comes from
+``event.fields``, exactly as the schema-only field would have read it. On a ``SyscallEvent`` the
+attribute is there, and the ``try`` costs nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from falconet.api import ArgKind, FieldSpec, FieldTable, FieldType
+from falconet.common_fields import common_field_table
+
+from falconet_syscall_ebpf.event import LAYOUTS
+from falconet_syscall_ebpf.params import errno_name
+
+__all__ = ["SOURCE", "syscall_field_table"]
+
+SOURCE = "syscall"
+Extractor = Callable[[Any], Any]
+
+#: event type number -> whether it has a return value parameter (res, or fd for the events
+#: that create one)
+_HAS_RES = [False] * 1024
+for _nr, _layout in LAYOUTS.items():
+    _HAS_RES[_nr] = _layout.res_index is not None
+
+
+def _evt_type(ev: Any) -> Any:
+    t = ev.evt_type
+    return t if t is not None else ev.fields.get("evt.type")
+
+
+def _evt_dir(ev: Any) -> Any:
+    try:
+        return ev.dir
+    except AttributeError:
+        return ev.fields.get("evt.dir")
+
+
+def _evt_cpu(ev: Any) -> Any:
+    try:
+        return ev.cpu
+    except AttributeError:
+        return ev.fields.get("evt.cpu")
+
+
+def _evt_res(ev: Any) -> Any:
+    try:
+        nr = ev.nr
+    except AttributeError:
+        return ev.fields.get("evt.res")
+    if not _HAS_RES[nr & 1023]:
+        return None
+    res = ev.res
+    return "SUCCESS" if res >= 0 else errno_name(res)
+
+
+def _evt_rawres(ev: Any) -> Any:
+    try:
+        nr = ev.nr
+    except AttributeError:
+        return ev.fields.get("evt.rawres")
+    return ev.res if _HAS_RES[nr & 1023] else None
+
+
+def _evt_failed(ev: Any) -> Any:
+    try:
+        nr = ev.nr
+    except AttributeError:
+        return ev.fields.get("evt.failed")
+    return _HAS_RES[nr & 1023] and ev.res < 0
+
+
+def _evt_args(ev: Any) -> Any:
+    try:
+        text = ev.args_text
+    except AttributeError:
+        return ev.fields.get("evt.args")
+    return text()
+
+
+def _proc_pid(ev: Any) -> Any:
+    try:
+        return ev.pid
+    except AttributeError:
+        return ev.fields.get("proc.pid")
+
+
+def _proc_ppid(ev: Any) -> Any:
+    try:
+        return ev.ppid
+    except AttributeError:
+        return ev.fields.get("proc.ppid")
+
+
+def _thread_tid(ev: Any) -> Any:
+    try:
+        return ev.tid
+    except AttributeError:
+        return ev.fields.get("thread.tid")
+
+
+def _proc_name(ev: Any) -> Any:
+    try:
+        raw = ev.comm_raw
+    except AttributeError:
+        return ev.fields.get("proc.name")
+    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
+def _user_uid(ev: Any) -> Any:
+    try:
+        return ev.uid
+    except AttributeError:
+        return ev.fields.get("user.uid")
+
+
+def _group_gid(ev: Any) -> Any:
+    try:
+        return ev.gid
+    except AttributeError:
+        return ev.fields.get("group.gid")
+
+
+def _make_evt_arg(arg: str | None) -> Extractor:
+    """``evt.arg[N]`` (N: the parameter's position) or ``evt.arg.NAME``/``evt.arg[NAME]``."""
+    if arg is None:
+        return lambda ev: None
+    key = f"evt.arg[{arg}]"
+    if arg.isdigit():
+        index = int(arg)
+
+        def by_index(ev: Any) -> Any:
+            try:
+                text = ev.text
+            except AttributeError:
+                return ev.fields.get(key)
+            return text(index)
+
+        return by_index
+
+    def by_name(ev: Any) -> Any:
+        try:
+            nr = ev.nr
+        except AttributeError:
+            return ev.fields.get(key)
+        layout = LAYOUTS.get(nr)
+        if layout is None:
+            return None
+        i = layout.index.get(arg)
+        return None if i is None else ev.text(i)
+
+    return by_name
+
+
+def _fixed(fn: Extractor) -> Callable[[str | None], Extractor]:
+    return lambda arg: fn
+
+
+_ROWS: tuple[tuple[str, FieldType, ArgKind, Callable[[str | None], Extractor], str], ...] = (
+    ("evt.type", FieldType.CHARBUF, ArgKind.NONE, _fixed(_evt_type),
+     "the event type: the syscall's name (openat, execve...) or procexit"),
+    ("evt.dir", FieldType.CHARBUF, ArgKind.NONE, _fixed(_evt_dir),
+     "'<' for events written when the syscall returns, '>' when it is entered (exit, "
+     "exit_group)"),
+    ("evt.cpu", FieldType.INT16, ArgKind.NONE, _fixed(_evt_cpu),
+     "the CPU the event happened on"),
+    ("evt.args", FieldType.CHARBUF, ArgKind.NONE, _fixed(_evt_args),
+     "every parameter as name=value, separated by spaces"),
+    ("evt.arg", FieldType.CHARBUF, ArgKind.ANY, _make_evt_arg,
+     "one parameter, by name (evt.arg.name, evt.arg[name]) or position (evt.arg[0]), as "
+     "text: flag, errno and signal names resolved"),
+    ("evt.res", FieldType.CHARBUF, ArgKind.NONE, _fixed(_evt_res),
+     "SUCCESS, or the errno name (ENOENT...) of a failed syscall"),
+    ("evt.rawres", FieldType.INT64, ArgKind.NONE, _fixed(_evt_rawres),
+     "the syscall's return value as a number"),
+    ("evt.failed", FieldType.BOOL, ArgKind.NONE, _fixed(_evt_failed),
+     "true when the syscall returned an error"),
+    ("proc.name", FieldType.CHARBUF, ArgKind.NONE, _fixed(_proc_name),
+     "the process's command name (comm, 15 characters at most)"),
+    ("proc.pid", FieldType.INT64, ArgKind.NONE, _fixed(_proc_pid),
+     "the process id (thread group id)"),
+    ("proc.ppid", FieldType.INT64, ArgKind.NONE, _fixed(_proc_ppid),
+     "the parent process's id"),
+    ("thread.tid", FieldType.INT64, ArgKind.NONE, _fixed(_thread_tid),
+     "the thread id"),
+    ("user.uid", FieldType.UINT32, ArgKind.NONE, _fixed(_user_uid),
+     "the user id (real uid) of the process"),
+    ("group.gid", FieldType.UINT32, ArgKind.NONE, _fixed(_group_gid),
+     "the group id (real gid) of the process"),
+)
+
+#: the field names this source extracts (besides the common evt.* time fields)
+EXTRACTED = frozenset(row[0] for row in _ROWS)
+
+
+def syscall_field_table() -> FieldTable:
+    """The ``syscall`` fields this plugin extracts, common ``evt.*`` time fields included."""
+    table = common_field_table(SOURCE)
+    for name, ftype, arg, make, desc in _ROWS:
+        table.add(FieldSpec(name, ftype, arg=arg, description=desc, make_extractor=make))
+    return table
