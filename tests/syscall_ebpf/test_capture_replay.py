@@ -218,3 +218,45 @@ def test_a_failed_write_stops_the_recording_not_the_source(tmp_path: Path) -> No
         "records": 0})]
     _meta, blocks = read_capture(path)
     assert list(blocks) == []
+
+
+# --- directories, with the probe's decoder -------------------------------------------------------
+
+def frame(nr: int, ts: int, pid: int, comm: bytes = b"cat") -> bytes:
+    """One ring-buffer frame holding a parameterless record of probe version 1 (the package
+    README's layout): frame header, 64-byte record header; 72 bytes, already 8-aligned."""
+    record = struct.pack("<HBBHHQIIIIIIq16s", nr, 0, 0, 64, 0, ts, pid, pid, 1, 0, 0, 0, 0,
+                         comm)
+    return struct.pack("<II", len(record), 0) + record
+
+
+def probe_capture(path: Path, *frames: bytes) -> None:
+    from falconet_syscall_ebpf import PROBE_VERSION
+
+    meta = CaptureMetadata(boot_time_ns=BOOT, probe_version=str(PROBE_VERSION))
+    with CaptureWriter(path, meta) as writer:
+        writer.write_block(b"".join(frames), len(frames))
+
+
+def test_a_directory_replays_its_captures_and_json_lines_in_name_order(tmp_path: Path) -> None:
+    pytest.importorskip("falconet_syscall_ebpf.decode",
+                        reason="the probe's decoder is not installed")
+    probe_capture(tmp_path / "a.fcap", frame(257, 5, 100), frame(3, 6, 100))
+    (tmp_path / "b.jsonl").write_text('{"evt.type": "execve", "evt.rawtime": 7}\n')
+    probe_capture(tmp_path / "c.fcap", frame(87, 8, 200))
+    ctx = context()
+    events = [ev for batch in replay_source(tmp_path, ctx) for ev in batch]
+    assert [(ev.evt_type, ev.ts) for ev in events] == [
+        ("openat", BOOT + 5), ("close", BOOT + 6), ("execve", 7), ("unlink", BOOT + 8)]
+    assert [getattr(ev, "pid", None) for ev in events] == [100, 100, None, 200]
+    assert ctx.counters.malformed == 0
+
+
+def test_a_directory_with_a_capture_it_cannot_replay_is_refused_at_once(tmp_path: Path) -> None:
+    probe_capture(tmp_path / "a.fcap", frame(257, 5, 100))
+    capture(tmp_path / "b.fcap", (records(1), 1))
+    data = bytearray((tmp_path / "b.fcap").read_bytes())
+    data[8:10] = struct.pack("<H", 9)
+    (tmp_path / "b.fcap").write_bytes(bytes(data))
+    with pytest.raises(CaptureError, match=r"b\.fcap: capture format version 9\.0 is newer"):
+        replay_source(tmp_path, context())

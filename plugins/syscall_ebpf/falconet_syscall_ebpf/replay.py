@@ -17,13 +17,14 @@ read from the ring buffer becomes one block, written as read.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from falconet.api import EventBatch, SourceContext
-from falconet.replay import read_json_lines
+from falconet.replay import input_files, read_json_lines
 
 from .capture import (
     CaptureError,
@@ -46,11 +47,25 @@ MAX_LOGGED = 10
 
 
 def replay_source(path: Path, ctx: SourceContext) -> Iterator[EventBatch]:
-    """The syscall source's ``replay``: a capture file, else JSON lines of field values."""
+    """The syscall source's ``replay``: a capture file, else JSON lines of field values. A
+    directory is its files in name order, each read as what it is; every capture header in it
+    is checked before the first event."""
     progress = sys.stderr.isatty()
-    if path.is_file() and is_capture(path):
+    if path.is_dir():
+        files = input_files(path)
+        if any(is_capture(f) or _is_scap(f) for f in files):
+            return itertools.chain.from_iterable(
+                [_replay_file(f, ctx, progress) for f in files])
+    elif path.is_file():
+        return _replay_file(path, ctx, progress)
+    return read_json_lines(SOURCE, path, ctx.counters, schema=True, progress=progress,
+                           log=ctx.log)
+
+
+def _replay_file(path: Path, ctx: SourceContext, progress: bool) -> Iterator[EventBatch]:
+    if is_capture(path):
         return replay_capture(path, ctx, progress=progress)
-    if path.is_file() and _is_scap(path):
+    if _is_scap(path):
         raise CaptureError(f"{path}: a Falco .scap capture: falconet replays its own capture "
                            "files (falconet -w, docs/capture-format.md) and JSON lines of "
                            "field values")
@@ -59,8 +74,11 @@ def replay_source(path: Path, ctx: SourceContext) -> Iterator[EventBatch]:
 
 
 def _is_scap(path: Path) -> bool:
-    with path.open("rb") as file:
-        return file.read(4) == _SCAP_MAGIC
+    try:
+        with path.open("rb") as file:
+            return file.read(4) == _SCAP_MAGIC
+    except OSError:
+        return False
 
 
 def _probe_decoder(meta: CaptureMetadata, path: Path) -> Decoder:
