@@ -29,7 +29,7 @@ class Layout:
     nowhere (absent); and the parameter names by index and by name (``evt.arg[N]``,
     ``evt.arg.NAME``)."""
 
-    __slots__ = ("defn", "names", "index", "where", "types", "tables", "res_index")
+    __slots__ = ("defn", "index", "names", "res_index", "tables", "types", "where")
 
     def __init__(self, defn: EventDef) -> None:
         self.defn = defn
@@ -148,7 +148,7 @@ class SyscallEvent:
     def args_text(self) -> str:
         """``evt.args``: ``name=plain`` or ``name=plain(resolved)``, each followed by a space."""
         layout = LAYOUTS.get(self.nr)
-        if layout is None or layout.defn.mode == "enter" and layout.types[0] == "SYSCALLID":
+        if layout is None or (layout.defn.mode == "enter" and layout.types[0] == "SYSCALLID"):
             return ""  # upstream prints no arguments for generic events
         parts = []
         for i, name in enumerate(layout.names):

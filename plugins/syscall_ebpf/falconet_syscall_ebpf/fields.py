@@ -18,7 +18,6 @@ from typing import Any
 
 from falconet.api import ArgKind, FieldSpec, FieldTable, FieldType
 from falconet.common_fields import common_field_table
-
 from falconet_syscall_ebpf.event import LAYOUTS
 from falconet_syscall_ebpf.params import errno_name
 

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from falconet.api import SourceContext
-
 from falconet_syscall_ebpf import PROBE_VERSION
 from falconet_syscall_ebpf.clock import boot_time_ns
 from falconet_syscall_ebpf.decode import decode_records

@@ -206,6 +206,8 @@ def _tuple(raw: bytes) -> str:
     family = raw[0]
     if family in (socket.AF_INET, socket.AF_INET6) and len(raw) >= 37:
         sport, dport = _PORTS(raw, 33)
+        src: ipaddress.IPv4Address | ipaddress.IPv6Address
+        dst: ipaddress.IPv4Address | ipaddress.IPv6Address
         if family == socket.AF_INET:
             src, dst = ipaddress.IPv4Address(raw[1:5]), ipaddress.IPv4Address(raw[17:21])
         else:

@@ -14,7 +14,6 @@ from typing import Any
 
 from falconet.api import EventSource, FieldTable, Plugin, SourceContext
 from falconet.hookspecs import hookimpl
-
 from falconet_syscall_ebpf import __version__
 from falconet_syscall_ebpf.fields import SOURCE, syscall_field_table
 

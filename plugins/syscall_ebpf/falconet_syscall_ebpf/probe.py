@@ -24,10 +24,13 @@ from falconet_syscall_ebpf.syscalls import (
     Kernel,
 )
 
-__all__ = ["DEFAULT_OBJECT", "BTF_PATH", "KernelCounters", "Probe", "ProbeUnavailable",
-           "check_environment"]
+__all__ = ["BTF_PATH", "DEFAULT_OBJECT", "OBJECT_ENV", "KernelCounters", "Probe",
+           "ProbeUnavailable", "check_environment", "object_path"]
 
+#: where ``build`` puts the probe object, and where it is loaded from unless
+#: ``$FALCONET_SYSCALL_PROBE`` names another object file
 DEFAULT_OBJECT = Path(__file__).resolve().parent / "probe.bpf.o"
+OBJECT_ENV = "FALCONET_SYSCALL_PROBE"
 BTF_PATH = Path("/sys/kernel/btf/vmlinux")
 PROGRAMS = (b"on_sys_enter", b"on_sys_exit", b"on_exec", b"on_exit", b"on_fork")
 NR_SLOTS = 1024
@@ -72,10 +75,16 @@ def _can_load_bpf() -> bool:
     return has(_CAP_SYS_ADMIN) or (has(_CAP_BPF) and has(_CAP_PERFMON))
 
 
+def object_path() -> Path:
+    """The probe object to load: ``$FALCONET_SYSCALL_PROBE``, else the built one."""
+    env = os.environ.get(OBJECT_ENV)
+    return Path(env) if env else DEFAULT_OBJECT
+
+
 def check_environment(obj_path: Path | None = None) -> Any:
     """Everything the probe needs, or ProbeUnavailable naming the first thing missing.
     Returns the loaded libbpf."""
-    obj = obj_path or DEFAULT_OBJECT
+    obj = obj_path or object_path()
     if not _can_load_bpf():
         raise ProbeUnavailable("run as root (loading eBPF programs needs CAP_BPF and "
                                "CAP_PERFMON, or CAP_SYS_ADMIN)")
@@ -114,7 +123,7 @@ class Probe:
     """The probe loaded and attached; ``close()`` detaches and unloads it."""
 
     def __init__(self, *, obj_path: Path | None = None, ignore_tgid: int | None = None) -> None:
-        obj_path = obj_path or DEFAULT_OBJECT
+        obj_path = obj_path or object_path()
         self.lib = lib = check_environment(obj_path)
         self._obj: int | None = None
         self._links: list[int] = []

@@ -10,6 +10,7 @@ No libbpf call and no Python call per record: one ``unpack_from`` per frame head
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import struct
 
@@ -77,7 +78,5 @@ class RingReader:
 
     def close(self) -> None:
         for m in (self._consumer, self._producer):
-            try:
+            with contextlib.suppress(BufferError, ValueError):
                 m.close()
-            except (BufferError, ValueError):
-                pass

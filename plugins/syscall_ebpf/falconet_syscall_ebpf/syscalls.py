@@ -147,7 +147,7 @@ def _clone(name: str, nr: int, flags: Source) -> EventDef:
 
 
 def _execve(name: str, nr: int, filename: Source, argv_reg: int) -> EventDef:
-    params = (
+    params: tuple[Param, ...] = (
         _RES, _p("exe", "CHARBUF", Kernel(K_ARGV, argv_reg, 0)),
         _p("args", "BYTEBUF", Kernel(K_ARGV, argv_reg, 1)),
         _p("tid", "PID", HDR["tid"]), _p("pid", "PID", HDR["pid"]),
