@@ -230,8 +230,6 @@ def describe(exc: BaseException, operation: str = "") -> str:
     elif code in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
         text += " (check the queue name in open_params, and sqsOwnerAccount for a queue of " \
                 "another account)"
-    elif is_throttle(exc):
-        text += " (throttled: still throttled after the last attempt)"
     return text
 
 
@@ -276,14 +274,24 @@ class Retrier:
         self.cap_s = cap_s
 
     def _retry_delay(self, exc: BaseException, attempt: int, what: str, operation: str) -> float:
-        """The wait before the next attempt, or -1 when ``exc`` is final."""
+        """The wait before the next attempt; raises :class:`AwsError` when ``exc`` is final.
+        Every throttled or transient failure is counted, the retried ones are logged (the
+        caller reports a final one)."""
         throttled = is_throttle(exc)
-        if not (throttled or is_transient(exc)) or attempt >= self.max_attempts:
-            return -1.0
+        retriable = throttled or is_transient(exc)
+        if retriable:
+            self.reporter.count("aws_throttled" if throttled else "aws_transient_error")
+        text = f"{what}: {describe(exc, operation)}"
+        if not retriable:
+            raise AwsError(text, error_code(exc)) from exc
+        if attempt >= self.max_attempts:
+            state = "still throttled" if throttled else "still failing"
+            raise AwsError(f"{text} ({state} after {attempt} attempts)", error_code(exc)) \
+                from exc
         delay = random.uniform(0, min(self.cap_s, self.base_s * 2 ** (attempt - 1)))
-        reason = "aws_throttled" if throttled else "aws_transient_error"
-        self.reporter.problem(reason, f"{what}: {describe(exc, operation)}; retrying",
-                              attempt=attempt, retry_in_s=round(delay, 3))
+        self.reporter.log_counted("aws_throttled" if throttled else "aws_transient_error",
+                                  f"{text}; retrying", attempt=attempt,
+                                  retry_in_s=round(delay, 3))
         return delay
 
     async def call(self, what: str, operation: str, fn: Callable[[], T]) -> T:
@@ -295,9 +303,6 @@ class Retrier:
                 return await in_thread(fn)
             except Exception as exc:
                 delay = self._retry_delay(exc, attempt, what, operation)
-                if delay < 0:
-                    raise AwsError(f"{what}: {describe(exc, operation)}",
-                                   error_code(exc)) from exc
             await asyncio.sleep(delay)
 
     def call_now(self, what: str, operation: str, fn: Callable[[], T]) -> T:
@@ -309,7 +314,4 @@ class Retrier:
                 return fn()
             except Exception as exc:
                 delay = self._retry_delay(exc, attempt, what, operation)
-                if delay < 0:
-                    raise AwsError(f"{what}: {describe(exc, operation)}",
-                                   error_code(exc)) from exc
             time.sleep(delay)

@@ -27,13 +27,10 @@ class Reporter:
         self.log = log
         self._seen: dict[str, int] = {}
 
-    def count(self, reason: str) -> int:
-        """Count one occurrence of ``reason``; returns how many there were so far."""
+    def count(self, reason: str) -> None:
+        """Count one occurrence of ``reason`` in ``counters.rejected``."""
         rejected = self.counters.rejected
         rejected[reason] = rejected.get(reason, 0) + 1
-        seen = self._seen.get(reason, 0) + 1
-        self._seen[reason] = seen
-        return seen
 
     def problem(self, reason: str, message: str, *, malformed: bool = False,
                 level: str = "warning", **details: Any) -> None:
@@ -41,7 +38,14 @@ class Reporter:
         ``message`` unless this reason was logged often already."""
         if malformed:
             self.counters.malformed += 1
-        seen = self.count(reason)
+        self.count(reason)
+        self.log_counted(reason, message, level=level, **details)
+
+    def log_counted(self, reason: str, message: str, *, level: str = "warning",
+                    **details: Any) -> None:
+        """Log ``message`` about an occurrence of ``reason`` counted already, unless this
+        reason was logged often already."""
+        seen = self._seen[reason] = self._seen.get(reason, 0) + 1
         if seen <= MAX_LOGGED or seen % LOG_EVERY == 0:
             if seen > MAX_LOGGED:
                 details["occurrences"] = seen
