@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import socket
 import subprocess
 import sys
 import time
@@ -50,6 +51,12 @@ def skip_reason() -> str | None:
     except ProbeUnavailable as exc:
         return f"the eBPF probe cannot run here: {exc}"
     return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def child_name() -> str:
