@@ -549,7 +549,7 @@ int BPF_PROG(on_exit, struct task_struct *p)
 	off = put_int(buf, off, code & 0x7f);
 	off = put_int(buf, off, (code >> 7) & 1);
 	struct rec_hdr *h = (struct rec_hdr *)buf;
-	fill_header(h, NR_PROCEXIT, 0, 0);
+	fill_header(h, NR_PROCEXIT, 1, 0); // upstream's procexit is an enter event
 	h->nparams = 4;
 	h->len = off;
 	output(buf, off);

@@ -45,6 +45,7 @@ def _setup(lib: Any) -> None:
         "libbpf_get_error": (C.c_long, [_vp]),
         "libbpf_set_print": (_vp, [_vp]),
         "libbpf_num_possible_cpus": (C.c_int, []),
+        "libbpf_strerror": (C.c_int, [C.c_int, C.c_char_p, C.c_size_t]),
     }
     for name, (restype, argtypes) in sig.items():
         fn = getattr(lib, name)
@@ -66,7 +67,7 @@ def _install_printer(lib: Any) -> None:
             vsnprintf(buf, len(buf), fmt, args)
             text = buf.value.decode("utf-8", "replace").rstrip()
             if text:
-                _messages.extend(text.splitlines())
+                _messages.extend(line.removeprefix("libbpf: ") for line in text.splitlines())
         return 0
 
     _print_ref = _PRINT_FN(printer)
@@ -94,14 +95,23 @@ def libbpf_messages(last: int = 8) -> list[str]:
     return list(_messages)[-last:]
 
 
+def strerror(err: int) -> str:
+    """``os.strerror``, and libbpf's own texts for its codes (4000 and up)."""
+    if err >= 4000 and _lib is not None:
+        buf = C.create_string_buffer(256)
+        if _lib.libbpf_strerror(err, buf, len(buf)) == 0:
+            return buf.value.decode("utf-8", "replace")
+    return os.strerror(err)
+
+
 def check_ptr(ptr: int | None, what: str) -> int:
     """A pointer a libbpf call returned, or LibbpfError with errno."""
     if not ptr:
         err = C.get_errno() or 22
-        raise LibbpfError(err, f"{what}: {os.strerror(err)}")
+        raise LibbpfError(err, f"{what}: {strerror(err)}")
     return ptr
 
 
 def check_rc(rc: int, what: str) -> None:
     if rc < 0:
-        raise LibbpfError(-rc, f"{what}: {os.strerror(-rc)}")
+        raise LibbpfError(-rc, f"{what}: {strerror(-rc)}")

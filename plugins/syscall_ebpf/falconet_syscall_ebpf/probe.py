@@ -15,7 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from falconet_syscall_ebpf.libbpf import LibbpfError, check_ptr, libbpf_messages, load_libbpf
+from falconet_syscall_ebpf.libbpf import (
+    LibbpfError,
+    check_ptr,
+    libbpf_messages,
+    load_libbpf,
+    strerror,
+)
 from falconet_syscall_ebpf.syscalls import (
     BY_NAME,
     DESC_ENABLED,
@@ -134,7 +140,7 @@ class Probe:
                                   f"opening {obj_path}")
             rc = lib.bpf_object__load(self._obj)
             if rc:
-                raise LibbpfError(-rc, f"loading the probe: {os.strerror(-rc)}")
+                raise LibbpfError(-rc, f"loading the probe: {strerror(-rc)}")
             for name in PROGRAMS:
                 prog = check_ptr(lib.bpf_object__find_program_by_name(self._obj, name),
                                  f"program {name.decode()}")

@@ -188,7 +188,7 @@ EVENTS: tuple[EventDef, ...] = (
     EventDef("procexit", NR_PROCEXIT, (
         _p("status", "ERRNO", Kernel(K_ARG)), _p("ret", "ERRNO", Kernel(K_ARG)),
         _p("sig", "SIGTYPE", Kernel(K_ARG)), _p("core", "UINT8", Kernel(K_ARG)),
-        _p("reaper_tid", "PID")), mode="probe"),
+        _p("reaper_tid", "PID")), mode="probe", dir=">"),
     # files
     EventDef("open", 2, (_FD_RET, _p("name", "FSPATH", _str(0)),
                          _p("flags", "FLAGS32", _arg(1), _OPEN_FLAGS),
