@@ -97,9 +97,13 @@ class Checkpoint:
         assert self.path is not None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CheckpointError(f"checkpoint {self.path}: cannot create its directory "
+                                  f"{self.path.parent}: {exc.strerror or exc}") from None
+        try:
             fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise CheckpointError(f"checkpoint {self.path}: cannot create it: "
+            raise CheckpointError(f"checkpoint {self.path}: cannot create {self.path}.lock: "
                                   f"{exc.strerror or exc}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
