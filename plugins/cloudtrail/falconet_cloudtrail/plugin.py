@@ -51,6 +51,12 @@ AWS_SCHEMA: dict[str, Any] = {
         "endpointUrl": _text("AWS endpoint URL", "falconet: if non-empty, the URL of an S3 and "
                              "SQS compatible service used instead of AWS (MinIO, LocalStack, "
                              "moto_server)"),
+        "maxAttempts": {
+            "type": "integer", "minimum": 1, "title": "AWS request attempts",
+            "description": "falconet: attempts of a throttled or failing AWS request (with "
+            "exponential backoff) before the request is given up and reported",
+            "default": 8,
+        },
     },
     "additionalProperties": True,
 }
@@ -78,6 +84,29 @@ INIT_SCHEMA: dict[str, Any] = {
         "sqsOwnerAccount": _text("SQS owner account", "The AWS account ID that owns the SQS "
                                  "queue in case the queue is owned by a different account"),
         "aws": AWS_SCHEMA,
+        "s3PollInterval": {
+            "type": "number", "minimum": 0, "title": "S3 poll interval",
+            "description": "falconet: list the bucket again every this many seconds and read "
+            "the log files that appeared (each once); 0 reads the bucket once and ends, as "
+            "upstream",
+            "default": 0,
+        },
+        "sqsWaitTime": {
+            "type": "integer", "minimum": 0, "maximum": 20, "title": "SQS wait time",
+            "description": "falconet: seconds one SQS receive waits for messages (long polling)",
+            "default": 20,
+        },
+        "checkpoint": _flag("Checkpoint", "falconet: remember which S3 objects and SQS "
+                            "messages were read, so a restart neither misses nor repeats "
+                            "records (s3:// and sqs:// inputs)", True),
+        "checkpointFile": _text("Checkpoint file", "falconet: where the checkpoint is kept "
+                                "(default: $XDG_STATE_HOME/falconet/cloudtrail/<open_params>"
+                                "-<hash>.json, ~/.local/state when XDG_STATE_HOME is unset)"),
+        "since": _text("Events since", "falconet: only events at or after this time "
+                       "(RFC 3339, e.g. 2024-05-01T10:00:00Z, or a duration back from now: "
+                       "5d, 12h)"),
+        "until": _text("Events until", "falconet: only events before this time (same forms "
+                       "as since)"),
     },
     # upstream's generated schema accepts unknown keys
     "additionalProperties": True,
