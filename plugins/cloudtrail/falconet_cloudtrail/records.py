@@ -147,12 +147,15 @@ def _record_texts(data: bytes, records: list[Any]) -> list[bytes] | None:
     if not end.endswith(b"}]}"):
         return None
     parts = data[len(_HEAD) - len(_FIRST):len(end) - 2].split(_SEPARATOR)
-    if len(parts) != len(records) or not all(
-            type(r) is dict and next(iter(r), None) == "eventVersion" for r in records):
+    count = len(records)
+    if len(parts) != count or set(map(type, records)) != {dict}:
         return None
-    if len(parts) == 1:
+    first_keys = list(map(next, map(iter, records)))  # an empty record ends it short
+    if len(first_keys) != count or first_keys.count("eventVersion") != count:
+        return None
+    if count == 1:
         return parts
-    last = len(parts) - 1
+    last = count - 1
     return [parts[0] + b"}", *[_FIRST + p + b"}" for p in parts[1:last]], _FIRST + parts[last]]
 
 
@@ -180,9 +183,10 @@ def records_from_bytes(data: bytes, origin: str, counters: SourceCounters,
                "skipped", file=origin)
         return []
     texts = _record_texts(data, records)
+    raws = texts if texts is not None else map(_dumps, records)
     events: list[JsonEvent] = []
     append, times = events.append, _TIMES
-    for number, rec in enumerate(records, 1):
+    for number, rec, raw in zip(range(1, len(records) + 1), records, raws, strict=True):
         if type(rec) is not dict:
             refuse(counters, log, BAD_RECORD, "record is not a JSON object, skipped",
                    file=origin, record=number)
@@ -194,14 +198,13 @@ def records_from_bytes(data: bytes, origin: str, counters: SourceCounters,
                    "skipped", file=origin, record=number, eventID=rec.get("eventID"))
             continue
         kind = rec.get("eventType")
-        if type(kind) is not str:
-            refuse(counters, log, NO_EVENT_TYPE, "record without an eventType, skipped",
-                   file=origin, record=number, eventID=rec.get("eventID"))
+        if type(kind) is not str or kind == _INSIGHT:
+            if kind == _INSIGHT:
+                refuse(counters, log, INSIGHT_EVENT, "CloudTrail Insights events are skipped",
+                       malformed=False, file=origin)
+            else:
+                refuse(counters, log, NO_EVENT_TYPE, "record without an eventType, skipped",
+                       file=origin, record=number, eventID=rec.get("eventID"))
             continue
-        if kind == _INSIGHT:
-            refuse(counters, log, INSIGHT_EVENT, "CloudTrail Insights events are skipped",
-                   malformed=False, file=origin)
-            continue
-        append(JsonEvent(SOURCE, texts[number - 1] if texts is not None else _dumps(rec),
-                         rec, ts))
+        append(JsonEvent(SOURCE, raw, rec, ts))
     return events
