@@ -86,6 +86,10 @@ def _resolve(endpoint: Endpoint | None, now: datetime) -> datetime | None:
     return now - timedelta(seconds=value) if kind == "duration" else value
 
 
+def _text(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _ns(when: datetime) -> int:
     return int(when.timestamp()) * 1_000_000_000 + when.microsecond * 1000
 
@@ -165,11 +169,10 @@ class TimeBounds:
         start, end = (_resolve(e, now) for e in self.interval)
         since, until = _resolve(self.since, now), _resolve(self.until, now)
         if start is not None and end is not None and end < start:
-            raise TimeBoundError(f"s3Interval: start time {start:%Y-%m-%dT%H:%M:%SZ} must be "
-                                 f"before end time {end:%Y-%m-%dT%H:%M:%SZ}")
+            raise TimeBoundError(f"s3Interval: start time {_text(start)} must be before end "
+                                 f"time {_text(end)}")
         if since is not None and until is not None and until <= since:
-            raise TimeBoundError(f"since ({since.isoformat()}) must be before until "
-                                 f"({until.isoformat()})")
+            raise TimeBoundError(f"since {_text(since)} must be before until {_text(until)}")
         name_start = max((t for t in (start, since) if t is not None), default=None)
         late = until + timedelta(seconds=DELIVERY_MARGIN_S) if until is not None else None
         name_end = min((t for t in (end, late) if t is not None), default=None)
