@@ -213,7 +213,7 @@ def test_without_sqs_delete_redelivered_messages_are_not_read_twice(moto: Moto, 
     assert ids(events) == ["a"]
     assert messages_in(moto, url) == 1  # still there: sqsDelete is false
     received = sqs.receive_message(QueueUrl=url, AttributeNames=["ApproximateReceiveCount"],
-                                   WaitTimeSeconds=2)["Messages"][0]
+                                   WaitTimeSeconds=5)["Messages"][0]
     assert received["MessageId"] == message_id
     assert int(received["Attributes"]["ApproximateReceiveCount"]) >= 3
     doc = orjson.loads((tmp_path / "checkpoint.json").read_bytes())
