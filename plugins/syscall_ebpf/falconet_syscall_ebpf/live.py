@@ -236,7 +236,10 @@ async def _batches(capture: LiveCapture, ctx: SourceContext, on_raw: RawHook | N
                 await asyncio.sleep(0.0005)
                 continue
             try:
-                await asyncio.wait_for(ready.wait(), IDLE_POLL_S)
+                # not asyncio.wait_for: on Python 3.11 it swallows a cancellation that comes
+                # as the event is set, and -M, SIGINT and SIGTERM then never end the run
+                async with asyncio.timeout(IDLE_POLL_S):
+                    await ready.wait()
             except TimeoutError:
                 pass
             else:
