@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 
-from falconet_syscall_ebpf.event import EVENT_NAMES, SyscallEvent
+from falconet_syscall_ebpf.event import EVENT_NAMES, HEADERS, SyscallEvent
 
 __all__ = ["BUSY", "DISCARD", "FRAME_HEADER", "RECORD_HEADER", "count_records",
            "decode_records", "iter_frames"]
@@ -21,11 +21,10 @@ DISCARD = 1 << 30
 LEN_MASK = DISCARD - 1
 FRAME_HEADER = 8
 RECORD_HEADER = 64
-#: frame header + record header
-_HEADERS = struct.Struct("<II HBBHH Q IIIIII q 16s")
+#: frame header and the record's event type
+_FRAME_NR = struct.Struct("<IIH")
 _FRAME = struct.Struct("<I")
-_DIRS = ("<", ">")  # record dir 0: exit, 1: enter
-assert _HEADERS.size == FRAME_HEADER + RECORD_HEADER
+assert HEADERS.size == FRAME_HEADER + RECORD_HEADER
 
 
 def iter_frames(buf: bytes | bytearray | memoryview) -> Iterator[tuple[int, int]]:
@@ -51,52 +50,54 @@ def count_records(buf: bytes | bytearray | memoryview) -> int:
     return sum(1 for _ in iter_frames(buf))
 
 
+def _event_class(source: str) -> type[SyscallEvent]:
+    """``SyscallEvent``, or a subclass naming another source (``source`` is a class attribute:
+    one store less per event)."""
+    if source == SyscallEvent.source:
+        return SyscallEvent
+    cls = _CLASSES.get(source)
+    if cls is None:
+        cls = _CLASSES[source] = type(f"SyscallEvent_{source}", (SyscallEvent,),
+                                      {"__slots__": (), "source": source})
+    return cls
+
+
+_CLASSES: dict[str, type[SyscallEvent]] = {}
+
+
 def decode_records(buf: bytes | bytearray | memoryview, *, boot_ns: int = 0,
                    source: str = "syscall") -> list[SyscallEvent]:
     """The events of every complete record in ``buf`` (see the module docstring); ``boot_ns``
-    turns boot-clock timestamps into ns since the epoch. Records shorter than a header or
-    whose parameters overrun the record are skipped."""
+    turns boot-clock timestamps into ns since the epoch. Records shorter than a header are
+    skipped. Per record: one small unpack (frame length and event type); the headers are
+    unpacked when a field first asks (``SyscallEvent.h``)."""
     view = buf if isinstance(buf, memoryview) else memoryview(buf)
     end = len(view)
     off = 0
     out: list[SyscallEvent] = []
     append = out.append
-    unpack = _HEADERS.unpack_from
+    unpack = _FRAME_NR.unpack_from
     unpack_frame = _FRAME.unpack_from
-    names, dirs = EVENT_NAMES, _DIRS
-    new = SyscallEvent.__new__
-    cls = SyscallEvent
+    names = EVENT_NAMES
+    cls = _event_class(source)
+    new = cls.__new__
+    rec = (view, boot_ns)
+    skip = BUSY | DISCARD
+    last = end - _FRAME_NR.size
     while off + FRAME_HEADER <= end:
-        flen = unpack_frame(view, off)[0]
-        if flen & BUSY:
-            break
+        if off <= last:
+            flen, _pg, nr = unpack(view, off)
+        else:
+            flen, nr = unpack_frame(view, off)[0], 0
         size = flen & LEN_MASK
-        nxt = off + ((FRAME_HEADER + size + 7) & ~7)
-        if off + FRAME_HEADER + size > end:
+        if off + FRAME_HEADER + size > end or flen & BUSY:
             break
-        if flen & DISCARD or size < RECORD_HEADER:
-            off = nxt
-            continue
-        (_f, _p, nr, d, nparams, _len, cpu, ts, pid, tid, ppid, uid, gid, _r, ret,
-         comm) = unpack(view, off)
-        ev = new(cls)
-        ev.source = source
-        ev.ts = ts + boot_ns
-        ev.num = 0
-        ev.nr = nr
-        ev.evt_type = names[nr & 1023]
-        ev.dir = dirs[d & 1]
-        ev.cpu = cpu
-        ev.pid = pid
-        ev.tid = tid
-        ev.ppid = ppid
-        ev.uid = uid
-        ev.gid = gid
-        ev.res = ret
-        ev.comm_raw = comm
-        ev.buf = view
-        ev.off = off + FRAME_HEADER + RECORD_HEADER
-        ev.nparams = nparams
-        append(ev)
-        off = nxt
+        if not flen & skip and size >= RECORD_HEADER:
+            ev = new(cls)
+            ev.rec = rec
+            ev.off = off
+            ev.evt_type = names[nr & 1023]
+            ev.num = 0
+            append(ev)
+        off += (FRAME_HEADER + size + 7) & ~7
     return out

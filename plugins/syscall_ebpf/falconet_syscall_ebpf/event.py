@@ -1,10 +1,11 @@
 """``SyscallEvent``: one decoded record, with its parameters read from the record on demand.
 
-The decoder sets the header fields (every rule needs the event type, most outputs the process);
-parameters stay in the record bytes until a field asks for one, and then only that one is read
-(a walk over the length prefixes before it). ``fields`` is an empty mapping on the class, so the
-schema-only fields of upstream's list (``fd.name``, ``proc.cmdline``..., not extracted by this
-source yet) read as absent instead of failing.
+Decoding a record is one ``struct`` unpack: the event keeps that tuple (``h``) and the header
+fields (``pid``, ``tid``, ``res``...) are read from it, so making an event costs a handful of
+attribute stores whatever the rules use. Parameters stay in the record bytes until a field asks
+for one, and then only that one is read (a walk over the length prefixes before it).
+``fields`` is an empty mapping on the class, so the schema-only fields of upstream's list
+(``fd.name``, ``proc.cmdline``..., not extracted by this source yet) read as absent.
 """
 
 from __future__ import annotations
@@ -14,14 +15,21 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from falconet_syscall_ebpf.params import decode_value, render
+from falconet_syscall_ebpf.params import STRING_TYPES, decode_value, render
 from falconet_syscall_ebpf.syscalls import BY_NR, EventDef, FromHeader, Kernel
 
-__all__ = ["ABSENT", "EVENT_NAMES", "LAYOUTS", "SyscallEvent"]
+__all__ = ["ABSENT", "EVENT_NAMES", "LAYOUTS", "H", "SyscallEvent"]
 
 ABSENT = 0xFFFF
 _U16 = struct.Struct("<H").unpack_from
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+class H:
+    """Positions in ``SyscallEvent.h``: the frame header, then the record header (decode.py)."""
+
+    NR, DIR, NPARAMS, CPU, TS, PID, TID, PPID, UID, GID, RET, COMM = (2, 3, 4, 6, 7, 8, 9, 10,
+                                                                      11, 12, 14, 15)
 
 
 class Layout:
@@ -54,100 +62,153 @@ class Layout:
 
 #: event type number -> Layout
 LAYOUTS: dict[int, Layout] = {nr: Layout(defn) for nr, defn in BY_NR.items()}
+#: event type name -> Layout
+LAYOUTS_BY_NAME: dict[str, Layout] = {layout.defn.name: layout for layout in LAYOUTS.values()}
 #: event type number -> name, for every number a record may carry (unknown: "unknown")
 EVENT_NAMES: list[str] = ["unknown"] * 1024
 for _nr, _defn in BY_NR.items():
     EVENT_NAMES[_nr] = _defn.name
-#: event type number -> "<" or ">"
-EVENT_DIRS: list[str] = ["<"] * 1024
-for _nr, _defn in BY_NR.items():
-    EVENT_DIRS[_nr] = _defn.dir
+
+
+def _header(index: int, doc: str) -> property:
+    def get(self: SyscallEvent) -> Any:
+        return self.h[index]
+
+    return property(get, doc=doc)
+
+
+#: the frame header and the record header, unpacked together (see decode.py)
+HEADERS = struct.Struct("<II HBBHH Q IIIIII q 16s")
+_HEADERS_SIZE = HEADERS.size
 
 
 class SyscallEvent:
     """One syscall (or process) event of the ``syscall`` source.
 
-    ``ts``: ns since the epoch; ``res``: the return value; ``comm_raw``: the 16 comm bytes
-    (``comm`` decodes them); ``buf``/``off``/``nparams``: where the record's parameters are.
+    Stored: ``rec`` (the buffer and the boot time of its records, shared by the events of one
+    decode), ``off`` (where the frame starts), ``evt_type`` and ``num``. The headers are
+    unpacked on first use into ``h`` (a tuple; ``H`` names its positions), from which ``ts``
+    (ns since the epoch), ``nr``, ``dir``, ``cpu``, ``pid``, ``tid``, ``ppid``, ``uid``,
+    ``gid``, ``res`` (the return value) and ``comm`` are read: an event that no rule looks at
+    beyond its type costs one small unpack.
     """
 
-    __slots__ = ("buf", "comm_raw", "cpu", "dir", "evt_type", "gid", "nparams", "nr", "num",
-                 "off", "pid", "ppid", "res", "source", "tid", "ts", "uid")
+    __slots__ = ("_h", "evt_type", "num", "off", "rec")
 
+    source = "syscall"
     #: schema-only fields read ``event.fields``: none of them is extracted from syscall events
     fields = _EMPTY
 
-    source: str
-    ts: int
-    num: int
-    nr: int
-    evt_type: str
-    dir: str
-    cpu: int
-    pid: int
-    tid: int
-    ppid: int
-    uid: int
-    gid: int
-    res: int
-    comm_raw: bytes
-    buf: Any
+    rec: tuple[Any, int]
     off: int
-    nparams: int
+    evt_type: str
+    num: int
+    _h: tuple[Any, ...]
+
+    @property
+    def h(self) -> tuple[Any, ...]:
+        """The unpacked frame and record headers."""
+        try:
+            return self._h
+        except AttributeError:
+            h = self._h = HEADERS.unpack_from(self.rec[0], self.off)
+            return h
+
+    @property
+    def ts(self) -> int:
+        """ns since the epoch."""
+        return self.h[H.TS] + self.rec[1]
+
+    @property
+    def buf(self) -> Any:
+        return self.rec[0]
+
+    @property
+    def params_off(self) -> int:
+        """Where the record's parameters start in ``buf``."""
+        return self.off + HEADERS.size
+
+    nr = _header(H.NR, "the syscall number (x86_64), or 1000+ for process events")
+    nparams = _header(H.NPARAMS, "parameters stored in the record")
+    cpu = _header(H.CPU, "the CPU")
+    pid = _header(H.PID, "the thread group id")
+    tid = _header(H.TID, "the thread id")
+    ppid = _header(H.PPID, "the parent's thread group id")
+    uid = _header(H.UID, "the real uid")
+    gid = _header(H.GID, "the real gid")
+    res = _header(H.RET, "the return value")
+    ret = res
+    comm_raw = _header(H.COMM, "the comm bytes, NUL padded")
+
+    @property
+    def dir(self) -> str:
+        return ">" if self.h[H.DIR] & 1 else "<"
 
     @property
     def comm(self) -> str:
-        return self.comm_raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+        return self.h[H.COMM].split(b"\0", 1)[0].decode("utf-8", "replace")
 
     @property
     def nr_name(self) -> str:
         return self.evt_type
 
-    @property
-    def ret(self) -> int:
-        return self.res
-
     def layout(self) -> Layout | None:
-        return LAYOUTS.get(self.nr)
+        return LAYOUTS_BY_NAME.get(self.evt_type)
 
-    def _kernel_param(self, k: int, ptype: str) -> Any:
-        """The k-th parameter stored in the record, decoded as ``ptype``; None when absent."""
-        buf, off = self.buf, self.off
+    def _kernel_bytes(self, k: int) -> Any:
+        """The bytes of the k-th parameter stored in the record; None when absent."""
+        buf, off = self.rec[0], self.off + _HEADERS_SIZE
         for _ in range(k):
             n = _U16(buf, off)[0]
             off += 2 if n == ABSENT else 2 + n
         n = _U16(buf, off)[0]
         if n == ABSENT:
             return None
-        return decode_value(ptype, buf[off + 2:off + 2 + n])
+        return buf[off + 2:off + 2 + n]
+
+    def string_param(self, k: int) -> str | None:
+        """The k-th parameter stored in the record, as text (for string parameters)."""
+        buf, off = self.rec[0], self.off + _HEADERS_SIZE
+        for _ in range(k):
+            n = _U16(buf, off)[0]
+            off += 2 if n == ABSENT else 2 + n
+        n = _U16(buf, off)[0]
+        if n == ABSENT:
+            return None
+        return str(buf[off + 2:off + 2 + n], "utf-8", "replace")
 
     def value(self, index: int) -> Any:
         """The Python value of parameter ``index`` (upstream's order), None when absent."""
-        layout = LAYOUTS.get(self.nr)
+        layout = LAYOUTS_BY_NAME.get(self.evt_type)
         if layout is None or not 0 <= index < len(layout.where):
             return None
         where = layout.where[index]
         if where is None:
             return None
         if type(where) is int:
-            return self._kernel_param(where, layout.types[index])
+            data = self._kernel_bytes(where)
+            return None if data is None else decode_value(layout.types[index], data)
         return getattr(self, where)  # type: ignore[arg-type]
 
     def text(self, index: int) -> str | None:
         """``evt.arg[index]``: the resolved text of a parameter, else its plain text."""
-        layout = LAYOUTS.get(self.nr)
+        layout = LAYOUTS_BY_NAME.get(self.evt_type)
         if layout is None or not 0 <= index < len(layout.where):
             return None
+        ptype = layout.types[index]
+        where = layout.where[index]
+        if type(where) is int and ptype in STRING_TYPES:  # the common case, made short
+            data = self._kernel_bytes(where)
+            return None if data is None else str(data, "utf-8", "replace")
         value = self.value(index)
         if value is None:
             return None
-        plain, resolved = render(layout.types[index], layout.tables[index],
-                                 layout.names[index], value)
+        plain, resolved = render(ptype, layout.tables[index], layout.names[index], value)
         return resolved or plain
 
     def args_text(self) -> str:
         """``evt.args``: ``name=plain`` or ``name=plain(resolved)``, each followed by a space."""
-        layout = LAYOUTS.get(self.nr)
+        layout = LAYOUTS_BY_NAME.get(self.evt_type)
         if layout is None or (layout.defn.mode == "enter" and layout.types[0] == "SYSCALLID"):
             return ""  # upstream prints no arguments for generic events
         parts = []
@@ -158,7 +219,7 @@ class SyscallEvent:
 
     def params(self) -> dict[str, Any]:
         """Every parameter by name, in upstream's order (None: absent)."""
-        layout = LAYOUTS.get(self.nr)
+        layout = LAYOUTS_BY_NAME.get(self.evt_type)
         if layout is None:
             return {}
         return {name: self.value(i) for i, name in enumerate(layout.names)}

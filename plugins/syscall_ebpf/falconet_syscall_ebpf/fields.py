@@ -18,13 +18,15 @@ from typing import Any
 
 from falconet.api import ArgKind, FieldSpec, FieldTable, FieldType
 from falconet.common_fields import common_field_table
-from falconet_syscall_ebpf.event import LAYOUTS
-from falconet_syscall_ebpf.params import errno_name
+from falconet_syscall_ebpf.event import LAYOUTS, LAYOUTS_BY_NAME, H
+from falconet_syscall_ebpf.params import STRING_TYPES, errno_name
 
 __all__ = ["SOURCE", "syscall_field_table"]
 
 SOURCE = "syscall"
 Extractor = Callable[[Any], Any]
+_NR, _DIR, _CPU, _PID, _TID, _PPID, _UID, _GID, _RET, _COMM = (
+    H.NR, H.DIR, H.CPU, H.PID, H.TID, H.PPID, H.UID, H.GID, H.RET, H.COMM)
 
 #: event type number -> whether it has a return value parameter (res, or fd for the events
 #: that create one)
@@ -40,43 +42,44 @@ def _evt_type(ev: Any) -> Any:
 
 def _evt_dir(ev: Any) -> Any:
     try:
-        return ev.dir
+        h = ev.h
     except AttributeError:
         return ev.fields.get("evt.dir")
+    return ">" if h[_DIR] & 1 else "<"
 
 
 def _evt_cpu(ev: Any) -> Any:
     try:
-        return ev.cpu
+        return ev.h[_CPU]
     except AttributeError:
         return ev.fields.get("evt.cpu")
 
 
 def _evt_res(ev: Any) -> Any:
     try:
-        nr = ev.nr
+        h = ev.h
     except AttributeError:
         return ev.fields.get("evt.res")
-    if not _HAS_RES[nr & 1023]:
+    if not _HAS_RES[h[_NR] & 1023]:
         return None
-    res = ev.res
+    res = h[_RET]
     return "SUCCESS" if res >= 0 else errno_name(res)
 
 
 def _evt_rawres(ev: Any) -> Any:
     try:
-        nr = ev.nr
+        h = ev.h
     except AttributeError:
         return ev.fields.get("evt.rawres")
-    return ev.res if _HAS_RES[nr & 1023] else None
+    return h[_RET] if _HAS_RES[h[_NR] & 1023] else None
 
 
 def _evt_failed(ev: Any) -> Any:
     try:
-        nr = ev.nr
+        h = ev.h
     except AttributeError:
         return ev.fields.get("evt.failed")
-    return _HAS_RES[nr & 1023] and ev.res < 0
+    return _HAS_RES[h[_NR] & 1023] and h[_RET] < 0
 
 
 def _evt_args(ev: Any) -> Any:
@@ -89,28 +92,28 @@ def _evt_args(ev: Any) -> Any:
 
 def _proc_pid(ev: Any) -> Any:
     try:
-        return ev.pid
+        return ev.h[_PID]
     except AttributeError:
         return ev.fields.get("proc.pid")
 
 
 def _proc_ppid(ev: Any) -> Any:
     try:
-        return ev.ppid
+        return ev.h[_PPID]
     except AttributeError:
         return ev.fields.get("proc.ppid")
 
 
 def _thread_tid(ev: Any) -> Any:
     try:
-        return ev.tid
+        return ev.h[_TID]
     except AttributeError:
         return ev.fields.get("thread.tid")
 
 
 def _proc_name(ev: Any) -> Any:
     try:
-        raw = ev.comm_raw
+        raw = ev.h[_COMM]
     except AttributeError:
         return ev.fields.get("proc.name")
     return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
@@ -118,14 +121,14 @@ def _proc_name(ev: Any) -> Any:
 
 def _user_uid(ev: Any) -> Any:
     try:
-        return ev.uid
+        return ev.h[_UID]
     except AttributeError:
         return ev.fields.get("user.uid")
 
 
 def _group_gid(ev: Any) -> Any:
     try:
-        return ev.gid
+        return ev.h[_GID]
     except AttributeError:
         return ev.fields.get("group.gid")
 
@@ -147,18 +150,37 @@ def _make_evt_arg(arg: str | None) -> Extractor:
 
         return by_index
 
+    # event type -> (position of ``arg``, its index among the record's strings or -1); None:
+    # the event type has no such parameter
+    plans: dict[str, tuple[int, int] | None] = {}
+
     def by_name(ev: Any) -> Any:
         try:
-            nr = ev.nr
+            text = ev.text
         except AttributeError:
             return ev.fields.get(key)
-        layout = LAYOUTS.get(nr)
-        if layout is None:
+        evt_type = ev.evt_type
+        try:
+            plan = plans[evt_type]
+        except KeyError:
+            plan = plans[evt_type] = _plan(evt_type, arg)
+        if plan is None:
             return None
-        i = layout.index.get(arg)
-        return None if i is None else ev.text(i)
+        if plan[1] >= 0:  # a string read by the probe: the short way
+            return ev.string_param(plan[1])
+        return text(plan[0])
 
     return by_name
+
+
+def _plan(evt_type: str, arg: str) -> tuple[int, int] | None:
+    layout = LAYOUTS_BY_NAME.get(evt_type)
+    i = None if layout is None else layout.index.get(arg)
+    if layout is None or i is None:
+        return None
+    where = layout.where[i]
+    short = type(where) is int and layout.types[i] in STRING_TYPES
+    return i, where if short and isinstance(where, int) else -1
 
 
 def _fixed(fn: Extractor) -> Callable[[str | None], Extractor]:

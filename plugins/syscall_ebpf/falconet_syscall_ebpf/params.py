@@ -27,7 +27,7 @@ import socket
 import struct
 from collections.abc import Callable
 
-__all__ = ["FLAG_TABLES", "decode_value", "errno_name", "render"]
+__all__ = ["FLAG_TABLES", "STRING_TYPES", "decode_value", "errno_name", "render"]
 
 _I64 = struct.Struct("<q").unpack_from
 _U64 = struct.Struct("<Q").unpack_from
@@ -151,14 +151,15 @@ _SIGNED_64 = frozenset({"ERRNO", "INT64", "INT8", "INT16"})
 _UNSIGNED_32 = frozenset({"UINT32", "UID", "GID", "FLAGS32", "FLAGS16", "FLAGS8", "MODE",
                           "ENUMFLAGS32", "ENUMFLAGS16", "ENUMFLAGS8", "SIGTYPE", "UINT8",
                           "UINT16"})
-_STRINGS = frozenset({"FSPATH", "FSRELPATH", "CHARBUF"})
+#: parameter types whose value is text
+STRING_TYPES = frozenset({"FSPATH", "FSRELPATH", "CHARBUF"})
 
 
 def decode_value(ptype: str, data: bytes | memoryview) -> object:
     """A parameter's Python value from its record bytes: ``int`` for numbers (sign and width as
     upstream's type), ``str`` for strings and paths, ``bytes`` for buffers, addresses and
     tuples (rendered by ``render``)."""
-    if ptype in _STRINGS:
+    if ptype in STRING_TYPES:
         return bytes(data).decode("utf-8", "replace")
     if len(data) == 8 and ptype not in ("BYTEBUF", "SOCKADDR", "SOCKTUPLE"):
         if ptype in _SIGNED_32:
