@@ -90,7 +90,13 @@ def record(path: Path, rules: Path, action: str, *, name: str, seconds: float = 
         child = subprocess.run(
             [sys.executable, "-c", _CHILD + action + _CHILD_END, str(path), name,
              str(path.parent)], capture_output=True, text=True, timeout=90)
-        stdout, stderr = proc.communicate(timeout=90)
+        try:
+            stdout, stderr = proc.communicate(timeout=seconds + 60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            stdout, stderr = proc.communicate()
+            raise AssertionError(f"falconet -M {seconds} still ran a minute later; "
+                                 f"stderr:\n{stderr[-5000:]}") from None
     finally:
         if proc.poll() is None:
             proc.kill()
