@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from .moto import (  # noqa: F401  (the *_fixture names register fixtures)
     ids,
     moto_fixture,
     moto_server_fixture,
+    trail_key,
 )
 
 BUCKET = "trail-bucket"
@@ -176,6 +178,34 @@ def test_objects_gone_from_the_bucket_leave_the_checkpoint(moto: Moto, tmp_path:
     assert asyncio.run(collect(open_s3(context(f"s3://{BUCKET}/p/", moto, tmp_path)))) == []
     doc = orjson.loads((tmp_path / "checkpoint.json").read_bytes())
     assert list(doc["objects"]) == [f"{BUCKET}/p/2.json"]
+
+
+def test_a_narrower_window_does_not_forget_what_it_did_not_list(moto: Moto, tmp_path: Path
+                                                                ) -> None:
+    """A run with ``since`` neither reads nor forgets the files before it: the next run
+    without bounds reads nothing again."""
+    moto.bucket(BUCKET, {trail_key(stamp="20240401T1000Z", unique="old"): gz_log(rec("old")),
+                         trail_key(stamp="20240501T1000Z", unique="new"): gz_log(rec("new"))})
+    url = f"s3://{BUCKET}/AWSLogs/123456789012/"
+    assert ids(asyncio.run(collect(open_s3(context(url, moto, tmp_path))))) == ["old", "new"]
+    narrow = context(url, moto, tmp_path, since="2024-04-30T00:00:00Z")
+    assert asyncio.run(collect(open_s3(narrow))) == []
+    assert asyncio.run(collect(open_s3(context(url, moto, tmp_path)))) == []
+    doc = orjson.loads((tmp_path / "checkpoint.json").read_bytes())
+    assert len(doc["objects"]) == 2
+
+
+def test_a_sliding_window_forgets_files_it_moved_past(moto: Moto, tmp_path: Path) -> None:
+    now = datetime.now(UTC)
+    recent = trail_key(stamp=f"{now - timedelta(hours=12):%Y%m%dT%H%M}Z", unique="recent")
+    old = trail_key(stamp=f"{now - timedelta(days=3):%Y%m%dT%H%M}Z", unique="old")
+    moto.bucket(BUCKET, {recent: gz_log(rec("recent")), old: gz_log(rec("old"))})
+    url = f"s3://{BUCKET}/AWSLogs/123456789012/"
+    assert sorted(ids(asyncio.run(collect(open_s3(context(url, moto, tmp_path)))))) == \
+        ["old", "recent"]
+    assert asyncio.run(collect(open_s3(context(url, moto, tmp_path, s3Interval="1d")))) == []
+    doc = orjson.loads((tmp_path / "checkpoint.json").read_bytes())
+    assert list(doc["objects"]) == [f"{BUCKET}/{recent}"]  # a day before the start: forgotten
 
 
 def test_without_a_checkpoint_every_run_reads_everything(moto: Moto, tmp_path: Path) -> None:

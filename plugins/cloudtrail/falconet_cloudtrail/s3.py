@@ -23,6 +23,7 @@ import contextlib
 import functools
 import re
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -74,6 +75,7 @@ class S3Lister:
         self.retrier = retrier
         self.reporter = reporter
         self.concurrency = concurrency
+        self._regions_known: list[str] = []
 
     @property
     def url(self) -> str:
@@ -125,6 +127,7 @@ class S3Lister:
             return [], False
         day = window.start_after_day()
         listings: list[tuple[str, str]] = []
+        self._regions_known = []
         for trail in trails:
             try:
                 _, regions = await self._pages(trail, delimiter="/")
@@ -132,14 +135,14 @@ class S3Lister:
                 self.reporter.problem("s3_list_failed", str(exc))
                 complete = False
                 continue
+            self._regions_known.append(trail)
             listings += [(region, region + day if day else "") for region in regions]
         if not listings and complete:
             listings = [(self.prefix, "")]  # no CloudTrail layout found: the prefix as given
         return listings, complete
 
-    async def list(self, window: TimeWindow) -> tuple[list[ObjectRef], bool]:
-        """The log files inside ``window``, in listing order, and whether every listing
-        succeeded (only a complete listing may drop checkpoint entries)."""
+    async def list(self, window: TimeWindow) -> Listing:
+        """The log files inside ``window``, in listing order, with what was listed."""
         listings, complete = await self._listings(window)
         limit = asyncio.Semaphore(self.concurrency)
 
@@ -153,14 +156,40 @@ class S3Lister:
                 return keys
 
         found = await asyncio.gather(*(keys_of(p, s) for p, s in listings))
-        refs: list[ObjectRef] = []
-        for keys in found:
+        listing = Listing(complete=complete, trails=self._regions_known)
+        for (prefix, start_after), keys in zip(listings, found, strict=True):
             if keys is None:
-                complete = False
+                listing.complete = False
                 continue
-            refs += [ObjectRef(self.bucket, k) for k in keys
-                     if is_wanted_key(k) and window.accepts_key(k)]
-        return refs, complete
+            listing.ranges.append((prefix, start_after))
+            listing.listed.update(keys)
+            listing.refs += [ObjectRef(self.bucket, k) for k in keys
+                             if is_wanted_key(k) and window.accepts_key(k)]
+        return listing
+
+
+@dataclass
+class Listing:
+    """One pass over the bucket: the files to read, and what the pass saw (so that the
+    checkpoint forgets only objects that are gone, not those outside this pass's window)."""
+
+    complete: bool
+    #: CloudTrail folders whose regions were all found (a region gone from them is gone)
+    trails: list[str] = field(default_factory=list)
+    refs: list[ObjectRef] = field(default_factory=list)
+    #: every key listed, log file or not, in the window or not
+    listed: set[str] = field(default_factory=set)
+    #: (prefix, StartAfter) of each listing that succeeded
+    ranges: list[tuple[str, str]] = field(default_factory=list)
+
+    def gone(self, key: str) -> bool:
+        """``key`` was in a listed range and not listed: deleted from the bucket."""
+        if key in self.listed:
+            return False
+        for prefix, start_after in self.ranges:
+            if key.startswith(prefix):
+                return key > start_after
+        return any(key.startswith(trail) for trail in self.trails)
 
 
 def open_s3(ctx: SourceContext) -> AsyncIterator[EventBatch]:
@@ -188,6 +217,21 @@ def open_s3(ctx: SourceContext) -> AsyncIterator[EventBatch]:
     return _stream(started, lister, reader)
 
 
+#: with a sliding start (``s3Interval: 1d``), files named this long before the start are
+#: forgotten: the input will not list them again
+FORGET_AFTER_S = 86400
+
+
+def _keep(bucket: str, listing: Listing, window: TimeWindow, sliding: bool, name: str) -> bool:
+    """Whether the checkpoint keeps the entry ``name`` (``bucket/key``) after ``listing``."""
+    entry_bucket, _, key = name.partition("/")
+    if entry_bucket != bucket:
+        return True
+    if listing.gone(key):
+        return False
+    return not (sliding and window.named_before_start(key, FORGET_AFTER_S))
+
+
 async def _stream(started: Started, lister: S3Lister,
                   reader: ObjectReader) -> AsyncIterator[EventBatch]:
     settings, checkpoint, log = started.settings, started.checkpoint, started.log
@@ -198,16 +242,17 @@ async def _stream(started: Started, lister: S3Lister,
             except TimeBoundError as exc:  # a relative range that became empty
                 log.error(f"cloudtrail: {exc}; nothing more to read")
                 return
-            refs, complete = await lister.list(window)
+            listing = await lister.list(window)
+            refs = listing.refs
             new = sum(1 for ref in refs if not checkpoint.is_complete(ref.name))
             if new:
                 log.info(f"{new} log files to read from {lister.url}", listed=len(refs))
             async with contextlib.aclosing(reader.read(refs, window)) as batches:
                 async for batch in batches:
                     yield batch
-            if complete:  # entries of objects no longer listed will not come back
-                listed = {ref.name for ref in refs}
-                checkpoint.retain_objects(listed.__contains__)
+            if listing.complete:
+                checkpoint.retain_objects(functools.partial(_keep, lister.bucket, listing,
+                                                            window, settings.bounds.sliding))
             if not settings.poll_interval_s:
                 log.info(f"finished reading {lister.url}", files=len(refs))
                 return

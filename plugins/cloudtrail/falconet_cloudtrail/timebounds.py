@@ -118,6 +118,14 @@ class TimeWindow:
         return not ((self.name_start and stamp < self.name_start)
                     or (self.name_end and stamp > self.name_end))
 
+    def named_before_start(self, key: str, margin_s: int) -> bool:
+        """The file's name says it was written more than ``margin_s`` before the start."""
+        match = _NAME_TIME.search(key)
+        if match is None or self.earliest is None:
+            return False
+        limit = (self.earliest - timedelta(seconds=margin_s)).strftime(_NAME_FORMAT)
+        return match.group(1) < limit
+
     def start_after_day(self) -> str:
         """``YYYY/MM/DD/``: in a ``.../CloudTrail/<region>/`` listing, every key of an earlier
         day sorts before it (S3 ``StartAfter`` need not be a real key)."""
@@ -147,6 +155,11 @@ class TimeBounds:
     interval: tuple[Endpoint | None, Endpoint | None] = (None, None)
     since: Endpoint | None = None
     until: Endpoint | None = None
+
+    @property
+    def sliding(self) -> bool:
+        """The start is a duration back from now: it moves forward as time passes."""
+        return any(e is not None and e[0] == "duration" for e in (self.interval[0], self.since))
 
     @classmethod
     def from_init_config(cls, config: Any) -> TimeBounds:
