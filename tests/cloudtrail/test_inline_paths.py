@@ -37,7 +37,8 @@ def documents() -> list[object]:
     return [*docs, record(), record("RunInstances", errorCode="x"), *ODD_DOCS]
 
 
-INLINE = [(s.name, None) for s in TABLE if s.inline is not None and s.inline(None) is not None]
+INLINE: list[tuple[str, str | None]] = [
+    (s.name, None) for s in TABLE if s.inline is not None and s.inline(None) is not None]
 INLINE += [("json.value", "/requestParameters/bucketName"), ("jevt.value", "/eventName")]
 
 
