@@ -451,6 +451,9 @@ async def _run(options: RunOptions) -> int:
     stats = EngineStats()
     _record_rules(stats, built)
     options = _engine_replay(options, config)
+    if config.capture.enabled:
+        _log.warning("capture.enabled is set, but captures triggered by alerts are not "
+                     "supported (ignored): record a run with --source syscall -w FILE")
     replay = options.replay_source is not None or options.replay_path is not None
     if replay and not (options.replay_source and options.replay_path):
         raise StartupError("a replay needs both --source NAME and -e PATH")

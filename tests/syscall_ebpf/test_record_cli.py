@@ -206,3 +206,15 @@ def test_engine_kind_replay_replays_the_capture_file_of_falco_yaml(
     assert code == 0
     assert (tmp_path / "alerts.txt").read_text().splitlines() == [
         "2024-05-01T10:00:00.000000000Z: Warning tape cat"]
+
+
+def test_falco_yaml_capture_enabled_is_reported_as_not_supported(
+        tape_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tape = tmp_path / "in.tape"
+    tape.write_text('{"proc.name": "cat"}\n')
+    code = run(RunOptions(config_path=str(tape_config), replay_source="tape",
+                          replay_path=str(tape), overrides=("capture.enabled=true",),
+                          progress=False))
+    assert code == 0
+    assert ("capture.enabled is set, but captures triggered by alerts are not supported "
+            "(ignored): record a run with --source syscall -w FILE\n") in capsys.readouterr().err
