@@ -19,6 +19,7 @@ from tests.syscall_ebpf.capture_helpers import (
     Recording,
     alert_lines,
     child_name,
+    falconet,
     record,
     replay,
     skip_reason,
@@ -126,6 +127,15 @@ def test_the_replay_gives_exactly_the_live_alerts_every_time(
         "   File unlinked: 1"]
     assert f"Opening 'syscall' source with a replay of {rec.path}" in first.stderr
     assert "source input lost" not in first.stderr
+
+
+def test_engine_kind_replay_in_falco_yaml_replays_the_capture_file(
+        recorded: tuple[Recording, Path, str]) -> None:
+    rec, rules, _ = recorded
+    res = falconet("-r", str(rules), "-o", "engine.kind=replay", "-o",
+                   f"engine.replay.capture_file={rec.path}", "-o", "time_format_iso_8601=true")
+    assert res.returncode == 0, res.stderr
+    assert alert_lines(res.stdout) == alert_lines(rec.stdout)
 
 
 def test_the_default_time_format_replays_the_same_times(
