@@ -176,6 +176,11 @@ class Checkpoint:
         if self._dirty and time.monotonic() - self._saved_at >= self._save_every:
             self.save()
 
+    def flush(self) -> None:
+        """Write the file if anything changed since the last write (before a long wait)."""
+        if self._dirty:
+            self.save()
+
     def close(self) -> None:
         """Final write and unlock (the source stopped)."""
         try:

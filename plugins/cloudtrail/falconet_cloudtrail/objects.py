@@ -124,6 +124,7 @@ class ObjectReader:
                             checkpoint.progress(name, end)  # evaluated before the close
                             raise
                     checkpoint.progress(name, end)
+                    self.save_checkpoint()
                 checkpoint.complete(name)
                 self.save_checkpoint()
         finally:
@@ -133,9 +134,13 @@ class ObjectReader:
                 with contextlib.suppress(BaseException):
                     await task
 
-    def save_checkpoint(self) -> None:
-        """Write the checkpoint if due; a failure is counted and logged, reading goes on."""
+    def save_checkpoint(self, now: bool = False) -> None:
+        """Write the checkpoint if due (``now``: if anything changed, before the input waits);
+        a failure is counted and logged, reading goes on."""
         try:
-            self.checkpoint.save_if_due()
+            if now:
+                self.checkpoint.flush()
+            else:
+                self.checkpoint.save_if_due()
         except Exception as exc:
             self.reporter.problem("checkpoint_write_failed", str(exc))

@@ -256,7 +256,7 @@ async def _stream(started: Started, lister: S3Lister,
             if not settings.poll_interval_s:
                 log.info(f"finished reading {lister.url}", files=len(refs))
                 return
-            reader.save_checkpoint()
+            reader.save_checkpoint(now=True)
             await asyncio.sleep(settings.poll_interval_s)
     finally:
         try:

@@ -254,6 +254,7 @@ class _QueueReader:
                 if time.monotonic() - expired_at >= EXPIRE_EVERY_S:
                     self.checkpoint.expire(SQS_RETENTION_S)
                     expired_at = time.monotonic()
+                self.reader.save_checkpoint(now=True)  # before a wait of up to 20 s
                 try:
                     messages = await self._receive()
                 except AwsError as exc:
