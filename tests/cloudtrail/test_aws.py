@@ -24,6 +24,7 @@ from .moto import (  # noqa: F401  (the *_fixture names register fixtures)
     aws_env_fixture,
     collect,
     context,
+    free_port,
     ids,
     moto_fixture,
     moto_server_fixture,
@@ -189,3 +190,17 @@ def test_a_request_still_throttled_after_its_attempts_fails_alone(moto: Moto, tm
         "retrying",
         f"cannot read s3://{BUCKET}/t/b.json: SlowDown: Please reduce your request rate. "
         "(still throttled after 2 attempts); it will be read again later"]
+
+
+def test_an_endpoint_that_does_not_answer_is_retried_then_stops_start_up(
+        moto: Moto, tmp_path: Path) -> None:
+    port = free_port()  # nothing listens there
+    ctx = context(f"s3://{BUCKET}", f"http://127.0.0.1:{port}", tmp_path,
+                  aws={"maxAttempts": 2})
+    message = open_error(open_s3, ctx)
+    assert message.startswith(f"cloudtrail: cannot list s3://{BUCKET}/: cannot connect to the "
+                              f"endpoint: Could not connect to the endpoint URL: "
+                              f"\"http://127.0.0.1:{port}/{BUCKET}?")
+    assert message.endswith("\" (still failing after 2 attempts)")
+    assert ctx.counters.rejected == {"aws_transient_error": 2}
+    assert [kw["attempt"] for lvl, _, kw in ctx.log.records if lvl == "warning"] == [1]
