@@ -46,6 +46,8 @@ GC_GEN0_THRESHOLD = 10_000
 #: a source task with input ready lets output tasks run at least this often (s); yielding after
 #: every batch cost a loop iteration, with its epoll_wait system call, per batch
 YIELD_EVERY_S = 0.002
+#: how long stopping waits for the source tasks to end (upstream gives plugins 5 s to close)
+SOURCE_STOP_TIMEOUT_S = 5.0
 #: errors of one kind (evaluation, formatting, parsing) logged in full before only counting
 MAX_LOGGED_ERRORS = 10
 
@@ -280,8 +282,14 @@ class Engine:
             stopper.cancel()
             for task in tasks:
                 task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await everything
+            done, _ = await asyncio.wait({everything}, timeout=SOURCE_STOP_TIMEOUT_S)
+            if done:
+                with contextlib.suppress(asyncio.CancelledError):
+                    everything.result()
+            else:  # a source that ignores cancellation must not keep alerts from the outputs
+                _log.error("event sources did not stop in time; draining the outputs anyway",
+                           sources=[t.get_name() for t in tasks if not t.done()],
+                           timeout_s=SOURCE_STOP_TIMEOUT_S)
             await self.dispatcher.close(drain_timeout)
         for name, counters in ((n, s.counters) for n, s in self.stats.sources.items()):
             if counters.malformed or counters.dropped:

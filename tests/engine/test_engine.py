@@ -313,6 +313,40 @@ def test_stop_ends_a_live_source_and_drains() -> None:
     assert [a.line for a in out.alerts] == ["a #1"]
 
 
+def test_a_source_that_ignores_stop_does_not_hold_back_the_outputs(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import falconet.engine
+    from falconet.ruleset.model import Priority
+
+    monkeypatch.setattr(falconet.engine, "SOURCE_STOP_TIMEOUT_S", 0.1)
+
+    source_ended = asyncio.Event()
+
+    async def stubborn() -> Any:
+        yield batch("a")
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            await asyncio.sleep(1)  # swallows the stop, as a source stuck in its cleanup would
+        source_ended.set()
+
+    async def scenario() -> tuple[bool, Memory, bool]:
+        engine, out, _ = engine_with([Rule("a", Priority.NOTICE)])
+        task = asyncio.create_task(engine.run({"src": stubborn()}))
+        while not out.alerts:
+            await asyncio.sleep(0)
+        engine.stop("test")
+        return await task, out, source_ended.is_set()
+
+    ok, out, ended_first = asyncio.run(scenario())
+    assert ok is True
+    assert [a.line for a in out.alerts] == ["a #1"]
+    assert ended_first is False  # run() drained and returned while the source still ran
+    err = capsys.readouterr().err
+    assert "event sources did not stop in time; draining the outputs anyway" in err
+    assert "source:src" in err
+
+
 def test_the_summary_is_upstreams_text() -> None:
     from falconet.ruleset.model import Priority
 
