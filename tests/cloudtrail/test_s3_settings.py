@@ -1,10 +1,14 @@
 """The S3/SQS settings read from ``init_config``: upstream's ``s3Interval`` forms, falconet's
-``since``/``until``, which log files a window keeps by the time in their names, and the errors
-that stop start-up with what to fix."""
+``since``/``until`` (which also bound a local replay), which log files a window keeps by the
+time in their names, and the errors that stop start-up with what to fix."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +20,8 @@ from falconet_cloudtrail.timebounds import (
     parse_endpoint,
     parse_interval,
 )
+
+from .helpers import FALCO_YAML, parse_alerts, record, write_log
 
 NOW = datetime(2024, 5, 10, 18, 30, 45, tzinfo=UTC)
 
@@ -125,3 +131,24 @@ def test_defaults_are_upstreams() -> None:
             settings.poll_interval_s, settings.sqs_wait_s, settings.checkpoint) == \
         (32, True, False, 0.0, 20, True)
     assert settings.accounts == ("111111111111", "222222222222")
+
+
+def test_since_and_until_bound_a_local_replay_too(tmp_path: Path) -> None:
+    """``falconet --source aws_cloudtrail -e DIR`` with the bounds given by ``-o``."""
+    write_log(tmp_path / "logs" / "a.json.gz", *[
+        record("DescribeInstances", eventID=f"e{minute}",
+               eventTime=f"2024-05-01T10:0{minute}:00Z") for minute in range(5)])
+    (tmp_path / "rules.yaml").write_text(
+        "- rule: Described\n  desc: d\n  condition: ct.name = DescribeInstances\n"
+        "  output: described (id=%ct.id)\n  priority: NOTICE\n  source: aws_cloudtrail\n")
+    config = tmp_path / "falco.yaml"
+    config.write_text(FALCO_YAML.replace('init_config: ""', "init_config: {}").replace(
+        "rules_files: []", f"rules_files: [{tmp_path / 'rules.yaml'}]"))
+    result = subprocess.run(
+        [sys.executable, "-m", "falconet.cli", "-c", str(config), "--source", "aws_cloudtrail",
+         "-e", str(tmp_path / "logs"), "-o", "plugins[0].init_config.since=2024-05-01T10:01:00Z",
+         "-o", "plugins[0].init_config.until=2024-05-01T10:03:00Z"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=60,
+        env={**os.environ, "TZ": "UTC"})
+    assert result.returncode == 0, result.stderr
+    assert [a["output_fields"]["ct.id"] for a in parse_alerts(result.stdout)] == ["e1", "e2"]

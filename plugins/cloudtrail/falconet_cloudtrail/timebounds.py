@@ -18,15 +18,15 @@ holds only earlier events, and a file written more than :data:`DELIVERY_MARGIN_S
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .report import Reporter
 
-__all__ = ["DELIVERY_MARGIN_S", "TimeBoundError", "TimeBounds", "TimeWindow", "parse_endpoint",
-           "parse_interval"]
+__all__ = ["DELIVERY_MARGIN_S", "TimeBoundError", "TimeBounds", "TimeWindow", "bound_replay",
+           "bound_stream", "parse_endpoint", "parse_interval"]
 
 #: how long after ``until`` a log file may still hold events from before ``until``
 DELIVERY_MARGIN_S = 3600
@@ -196,3 +196,44 @@ class TimeBounds:
             since_ns=_ns(since) if since is not None else None,
             until_ns=_ns(until) if until is not None else None,
         )
+
+
+def _replay_window(ctx: Any) -> TimeWindow | None:
+    """The ``since``/``until`` window of a local input, None when neither is set. Raises
+    :class:`TimeBoundError` (start-up)."""
+    bounds = TimeBounds.from_init_config(
+        {k: v for k, v in ctx.init_config.items() if k in ("since", "until")})
+    return bounds.at(datetime.now(UTC)) if bounds.since or bounds.until else None
+
+
+def bound_replay(batches: Iterator[Any], ctx: Any) -> Iterator[Any]:
+    """A local replay's batches within ``since``/``until`` (local files are not pruned by
+    name: their names are whatever the user gave them)."""
+    window = _replay_window(ctx)
+    if window is None:
+        return batches
+    reporter = Reporter(ctx.counters, ctx.log)
+
+    def kept() -> Iterator[Any]:
+        for batch in batches:
+            inside = window.keep(batch, reporter, ctx.open_params)
+            if inside:
+                yield inside
+
+    return kept()
+
+
+def bound_stream(batches: AsyncIterator[Any], ctx: Any) -> AsyncIterator[Any]:
+    """:func:`bound_replay` for the live stream of a local input."""
+    window = _replay_window(ctx)
+    if window is None:
+        return batches
+    reporter = Reporter(ctx.counters, ctx.log)
+
+    async def kept() -> AsyncIterator[Any]:
+        async for batch in batches:
+            inside = window.keep(batch, reporter, ctx.open_params)
+            if inside:
+                yield inside
+
+    return kept()
