@@ -24,6 +24,7 @@ from falconet.log import get_logger
 
 from .fields import SOURCE
 from .files import log_files, progress_wanted, read_log_files, stream_log_files
+from .timebounds import bound_replay, bound_stream
 
 __all__ = ["SourceError", "open_source", "replay_source"]
 
@@ -59,11 +60,12 @@ def open_source(ctx: SourceContext) -> AsyncIterator[EventBatch]:
     if params.startswith("sqs://"):
         return _remote("sqs", "open_sqs", ctx)
     files = log_files(Path(params))  # FileNotFoundError now, not at the first batch
-    return stream_log_files(files, ctx.counters, ctx.log)
+    return bound_stream(stream_log_files(files, ctx.counters, ctx.log), ctx)
 
 
 def replay_source(path: Path, ctx: SourceContext) -> Iterator[EventBatch]:
     """``falconet --source aws_cloudtrail -e PATH``: the events of a file or directory, with a
     progress bar when stderr is a terminal."""
     _log(ctx)
-    return read_log_files(log_files(path), ctx.counters, ctx.log, progress=progress_wanted())
+    return bound_replay(read_log_files(log_files(path), ctx.counters, ctx.log,
+                                       progress=progress_wanted()), ctx)
