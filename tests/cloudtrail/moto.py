@@ -233,14 +233,19 @@ def ids(events: list[Any]) -> list[str]:
 class ThrottlingProxy:
     """A real HTTP proxy in front of moto that answers the first ``throttle`` requests it is
     sent whose path contains ``match`` with ``503 SlowDown`` (S3's throttling answer), and
-    forwards everything else. Runs in its own thread and event loop, so blocking clients in
-    the test's thread can use it."""
+    forwards everything else; with ``hold_s``, it holds each forwarded ``match`` request that
+    long and records how many were in flight at once. Runs in its own thread and event loop,
+    so blocking clients in the test's thread can use it."""
 
-    def __init__(self, upstream: str, throttle: int, match: str = "") -> None:
+    def __init__(self, upstream: str, throttle: int = 0, match: str = "",
+                 hold_s: float = 0.0) -> None:
         self.upstream = upstream
         self.remaining = throttle
         self.match = match
+        self.hold_s = hold_s
         self.throttled = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._loop = asyncio.new_event_loop()
@@ -249,7 +254,7 @@ class ThrottlingProxy:
         self._runner: Any = None
 
     async def _handle(self, request: Any) -> Any:
-        from aiohttp import ClientSession, web
+        from aiohttp import web
 
         if self.remaining > 0 and self.match in request.path_qs:
             self.remaining -= 1
@@ -257,6 +262,19 @@ class ThrottlingProxy:
             body = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code>"
                     "<Message>Please reduce your request rate.</Message></Error>")
             return web.Response(status=503, body=body.encode(), content_type="application/xml")
+        if self.hold_s and self.match in request.path_qs:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            try:
+                await asyncio.sleep(self.hold_s)
+                return await self._forward(request)
+            finally:
+                self.in_flight -= 1
+        return await self._forward(request)
+
+    async def _forward(self, request: Any) -> Any:
+        from aiohttp import ClientSession, web
+
         headers = {k: v for k, v in request.headers.items() if k.lower() != "host"}
         headers["Host"] = self.upstream.split("://", 1)[1]
         async with ClientSession(auto_decompress=False) as session, session.request(

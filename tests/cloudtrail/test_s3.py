@@ -16,6 +16,7 @@ from falconet_cloudtrail.s3 import open_s3
 from .helpers import log_file, record
 from .moto import (  # noqa: F401  (the *_fixture names register fixtures)
     Moto,
+    ThrottlingProxy,
     aws_env_fixture,
     collect,
     context,
@@ -169,3 +170,15 @@ def test_polling_reads_objects_that_appear_once_each(moto: Moto, tmp_path: Path)
 
     assert ids(asyncio.run(run())) == ["first", "second", "third", "fourth"]
     assert ctx.counters.rejected == {} and ctx.counters.malformed == 0
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_downloads_run_s3_download_concurrency_at_a_time_events_stay_in_order(
+        moto: Moto, tmp_path: Path, concurrency: int) -> None:
+    """A proxy holds each download a moment and counts the downloads in flight at once."""
+    moto.bucket(BUCKET, {f"c/{n}.json": log_file(rec(f"e{n}")) for n in range(8)})
+    with ThrottlingProxy(moto.url, match="/c/", hold_s=0.2) as proxy:
+        ctx = context(f"s3://{BUCKET}/c/", proxy.url, tmp_path,
+                      s3DownloadConcurrency=concurrency)
+        assert ids(read_all(ctx)) == [f"e{n}" for n in range(8)]
+    assert proxy.max_in_flight == concurrency
