@@ -24,7 +24,7 @@ from falconet_cloudtrail.checkpoint import (
 )
 from falconet_cloudtrail.objects import BATCH_SIZE
 from falconet_cloudtrail.remote import RemoteError
-from falconet_cloudtrail.s3 import open_s3
+from falconet_cloudtrail.s3 import Listing, open_s3
 
 from .helpers import log_file, record
 from .moto import (  # noqa: F401  (the *_fixture names register fixtures)
@@ -178,6 +178,27 @@ def test_objects_gone_from_the_bucket_leave_the_checkpoint(moto: Moto, tmp_path:
     assert asyncio.run(collect(open_s3(context(f"s3://{BUCKET}/p/", moto, tmp_path)))) == []
     doc = orjson.loads((tmp_path / "checkpoint.json").read_bytes())
     assert list(doc["objects"]) == [f"{BUCKET}/p/2.json"]
+
+
+def test_an_entry_is_gone_when_its_listed_range_no_longer_has_it() -> None:
+    trail = "AWSLogs/1/CloudTrail/"
+    listing = Listing(complete=True, trails=[trail],
+                      ranges=[(f"{trail}us-east-1/", ""),
+                              (f"{trail}eu-west-1/", f"{trail}eu-west-1/2024/05/01/")],
+                      listed={f"{trail}us-east-1/2024/05/01/x.json"})
+    assert {key: listing.gone(key) for key in [
+        f"{trail}us-east-1/2024/05/01/x.json",  # listed
+        f"{trail}us-east-1/2024/05/01/y.json",  # in a listed range, not listed: deleted
+        f"{trail}eu-west-1/2024/04/30/z.json",  # before the range's StartAfter: not looked at
+        f"{trail}eu-west-1/2024/05/02/z.json",  # in the range: deleted
+        f"{trail}ap-south-1/2024/05/01/z.json",  # a region no longer in the trail: deleted
+        "other/x.json",                          # outside everything listed: kept
+    ]} == {f"{trail}us-east-1/2024/05/01/x.json": False,
+           f"{trail}us-east-1/2024/05/01/y.json": True,
+           f"{trail}eu-west-1/2024/04/30/z.json": False,
+           f"{trail}eu-west-1/2024/05/02/z.json": True,
+           f"{trail}ap-south-1/2024/05/01/z.json": True,
+           "other/x.json": False}
 
 
 def test_a_narrower_window_does_not_forget_what_it_did_not_list(moto: Moto, tmp_path: Path

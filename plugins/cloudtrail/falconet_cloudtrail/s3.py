@@ -19,6 +19,7 @@ permissions stop falconet with the AWS error and the IAM action to grant.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import functools
 import re
@@ -181,15 +182,20 @@ class Listing:
     listed: set[str] = field(default_factory=set)
     #: (prefix, StartAfter) of each listing that succeeded
     ranges: list[tuple[str, str]] = field(default_factory=list)
+    _index: tuple[list[tuple[str, str]], list[str]] | None = field(default=None, repr=False)
 
     def gone(self, key: str) -> bool:
         """``key`` was in a listed range and not listed: deleted from the bucket."""
         if key in self.listed:
             return False
-        for prefix, start_after in self.ranges:
-            if key.startswith(prefix):
-                return key > start_after
-        return any(key.startswith(trail) for trail in self.trails)
+        if self._index is None:  # prefixes do not nest: the candidate is the last one <= key
+            self._index = sorted(self.ranges), sorted(self.trails)
+        ranges, trails = self._index
+        at = bisect.bisect_right(ranges, (key, "\uffff")) - 1
+        if at >= 0 and key.startswith(ranges[at][0]):
+            return key > ranges[at][1]
+        at = bisect.bisect_right(trails, key) - 1
+        return at >= 0 and key.startswith(trails[at])
 
 
 def open_s3(ctx: SourceContext) -> AsyncIterator[EventBatch]:
