@@ -67,7 +67,6 @@ def _capture(event_types: set[str], tmp: Path) -> tuple[list[object], int, int, 
 
     name = child_name()
     with LiveCapture(event_types=event_types) as capture:
-        before = sum(capture.counters().emitted)
         child = start_child(ACTION, name, tmp)
         try:
             go(child)
@@ -76,7 +75,7 @@ def _capture(event_types: set[str], tmp: Path) -> tuple[list[object], int, int, 
         finally:
             if child.poll() is None:
                 child.kill()
-        emitted = sum(capture.counters().emitted) - before
+        emitted = sum(capture.counters().emitted)  # since the probe was loaded
     return events, total, emitted, name
 
 
