@@ -127,13 +127,21 @@ class S3Lister:
             self.reporter.problem("s3_list_failed", str(exc))
             return [], False
         day = window.start_after_day()
+        limit = asyncio.Semaphore(self.concurrency)
+
+        async def regions_of(trail: str) -> list[str] | None:
+            async with limit:
+                try:
+                    return (await self._pages(trail, delimiter="/"))[1]
+                except AwsError as exc:
+                    self.reporter.problem("s3_list_failed", str(exc))
+                    return None
+
         listings: list[tuple[str, str]] = []
         self._regions_known = []
-        for trail in trails:
-            try:
-                _, regions = await self._pages(trail, delimiter="/")
-            except AwsError as exc:
-                self.reporter.problem("s3_list_failed", str(exc))
+        for trail, regions in zip(trails, await asyncio.gather(*map(regions_of, trails)),
+                                  strict=True):
+            if regions is None:
                 complete = False
                 continue
             self._regions_known.append(trail)
