@@ -97,6 +97,9 @@ class SourceContext:
     rules: tuple[RuleInfo, ...] | None = None
     #: set by a source that wants to hear of rules reloads: called with the new ``rules``
     on_rules_change: Callable[[tuple[RuleInfo, ...]], None] | None = None
+    #: whether a replay shows a progress bar (``--progress``/``--no-progress``, else whether
+    #: stderr is a terminal); ``falconet.progress.ProgressBar`` draws one
+    progress: bool = False
 
 
 @dataclass(frozen=True)

@@ -224,6 +224,7 @@ def replay_stream(options: RunOptions, plugins: PluginSet, stats: EngineStats,
         known = sorted(set(plugins.sources) | set(plugins.registry.sources))
         raise StartupError(f"Unknown event source '{name}' (known: {', '.join(known)})")
     ctx = _source_context(plugins, name, stats, str(path))
+    ctx.progress = progress
     if source is not None and source.replay is not None:
         _log.info(f"Opening '{name}' source with a replay of {path}")
         try:  # a reader may check its input before the first batch

@@ -302,6 +302,8 @@ def _load_one(entry: PluginConfig, available: Mapping[str, Plugin], log: Any) ->
                  "of the same name", plugin=entry.name, library_path=entry.library_path,
                  provided_by=getattr(available, "origins", {}).get(entry.name, "?"))
     init_config = _init_config(entry.name, entry.init_config)
+    if plugin.init_schema is not None:
+        init_config = _coerce_scalars(plugin.init_schema, init_config)
     _validate(plugin, init_config)
     return LoadedPlugin(plugin=plugin, init_config=init_config,
                         open_params=entry.open_params.strip(_BLANKS),
@@ -335,6 +337,43 @@ def _init_config(name: str, raw: Mapping[str, Any] | str) -> dict[str, Any]:
         raise PluginError(f"plugin '{name}' init_config: expected a mapping (a JSON object), "
                           f"got {type(value).__name__}")
     return value
+
+
+def _scalar(text: str, kind: object) -> Any:
+    """``text`` read as the JSON-schema type ``kind`` (integer, number, boolean), or None."""
+    word = text.strip()
+    if kind == "boolean":
+        return {"true": True, "false": False}.get(word.lower())
+    try:
+        number: int | float = int(word)
+    except ValueError:
+        if kind != "number":
+            return None
+        try:
+            number = float(word)
+        except ValueError:
+            return None
+    return number if kind in ("integer", "number") else None
+
+
+def _coerce_scalars(schema: Mapping[str, Any], value: Any) -> Any:
+    """``value`` with each string that the schema types as an integer, number or boolean read
+    as one (``"5"`` -> 5, ``"false"`` -> False): ``-o plugins[0].init_config.key=5`` gives a
+    string, as every ``-o`` value is, and Falco reads such strings by the type it expects. A
+    string that does not read as that type is left for the schema check to report."""
+    properties = schema.get("properties")
+    if not isinstance(value, dict) or not isinstance(properties, Mapping):
+        return value
+    out = dict(value)
+    for key, item in value.items():
+        sub = properties.get(key)
+        if not isinstance(sub, Mapping):
+            continue
+        if isinstance(item, str) and (parsed := _scalar(item, sub.get("type"))) is not None:
+            out[key] = parsed
+        elif isinstance(item, dict):
+            out[key] = _coerce_scalars(sub, item)
+    return out
 
 
 def _validate(plugin: Plugin, value: Mapping[str, Any]) -> None:

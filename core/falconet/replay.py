@@ -43,6 +43,7 @@ import orjson
 from falconet.api import EventBatch, SourceCounters
 from falconet.event import JsonLine, JsonLineBatch, SchemaEvent
 from falconet.log import get_logger
+from falconet.progress import ProgressBar
 
 __all__ = ["BATCH_SIZE", "MAX_LOGGED", "LineBatch", "input_files", "read_json_lines"]
 
@@ -114,37 +115,6 @@ def _schema_fields(obj: dict[str, Any]) -> dict[str, Any]:
     return obj
 
 
-class _Progress:
-    """A rich bar over bytes, or nothing."""
-
-    def __init__(self, enabled: bool, total: int, label: str) -> None:
-        self.bar: Any = None
-        if enabled:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                DownloadColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-                TransferSpeedColumn,
-            )
-
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                                TransferSpeedColumn(), TimeRemainingColumn(),
-                                console=Console(stderr=True), transient=True)
-            self.task = self.bar.add_task(label, total=total)
-            self.bar.start()
-
-    def update(self, completed: int) -> None:
-        if self.bar is not None:
-            self.bar.update(self.task, completed=completed)
-
-    def stop(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-
-
 def read_json_lines(source: str, path: Path, counters: SourceCounters, *, schema: bool = False,
                     batch_size: int = BATCH_SIZE, progress: bool = False,
                     log: Any = None) -> Iterator[EventBatch]:
@@ -152,7 +122,7 @@ def read_json_lines(source: str, path: Path, counters: SourceCounters, *, schema
     log = log if log is not None else _log.bind(source=source)
     files = input_files(path)
     total = sum(f.stat().st_size for f in files)
-    bar = _Progress(progress, total, f"{source}: {path.name}")
+    bar = ProgressBar(progress, total, f"{source}: {path.name}")
     done_bytes = 0
     malformed_before = counters.malformed
     try:

@@ -134,6 +134,7 @@ def test_init_config_that_is_not_an_object_is_refused(installed: Catalogue) -> N
 
 @pytest.mark.parametrize(("init_config", "message"), [
     ({"maxEventSize": "abc"}, "maxEventSize: 'abc' is not of type 'integer'"),
+    ({"maxEventSize": "1.5"}, "maxEventSize: '1.5' is not of type 'integer'"),
     ('{"webhookMaxBatchSize": -1}', "webhookMaxBatchSize: -1 is less than the minimum of 0"),
     ({"useAsync": "yes"}, "useAsync: 'yes' is not of type 'boolean'"),
 ])
@@ -142,6 +143,14 @@ def test_schema_errors_name_the_key(installed: Catalogue, init_config: object,
     with pytest.raises(PluginError) as err:
         load_plugins(config({"plugins": [{**K8S, "init_config": init_config}]}), installed)
     assert str(err.value) == f"plugin 'k8saudit' init_config: {message}"
+
+
+def test_init_config_strings_are_read_as_the_types_the_schema_wants(installed: Catalogue) -> None:
+    """What ``-o plugins[0].init_config.key=value`` gives: every value a string."""
+    entry = {**K8S, "init_config": {"maxEventSize": "1024", "useAsync": "False",
+                                    "sslCertificate": "123"}}
+    (lp,) = load_plugins(config({"plugins": [entry]}), installed).loaded
+    assert lp.init_config == {"maxEventSize": 1024, "useAsync": False, "sslCertificate": "123"}
 
 
 def test_unknown_init_config_keys_are_accepted_as_upstream(installed: Catalogue) -> None:

@@ -11,7 +11,6 @@ terminal, a progress bar shows the files and bytes read.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -83,8 +82,3 @@ async def stream_log_files(files: list[Path], counters: SourceCounters,
     """The same batches as a live stream that ends with the input."""
     for batch in read_log_files(files, counters, log):
         yield batch
-
-
-def progress_wanted() -> bool:
-    """A progress bar only where a person watches: stderr is a terminal."""
-    return sys.stderr.isatty()

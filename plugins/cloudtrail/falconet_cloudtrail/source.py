@@ -23,7 +23,7 @@ from falconet.api import EventBatch, SourceContext
 from falconet.log import get_logger
 
 from .fields import SOURCE
-from .files import log_files, progress_wanted, read_log_files, stream_log_files
+from .files import log_files, read_log_files, stream_log_files
 from .timebounds import bound_replay, bound_stream
 
 __all__ = ["SourceError", "open_source", "replay_source"]
@@ -65,7 +65,7 @@ def open_source(ctx: SourceContext) -> AsyncIterator[EventBatch]:
 
 def replay_source(path: Path, ctx: SourceContext) -> Iterator[EventBatch]:
     """``falconet --source aws_cloudtrail -e PATH``: the events of a file or directory, with a
-    progress bar when stderr is a terminal."""
+    progress bar when ``ctx.progress`` says so."""
     _log(ctx)
     return bound_replay(read_log_files(log_files(path), ctx.counters, ctx.log,
-                                       progress=progress_wanted()), ctx)
+                                       progress=ctx.progress), ctx)

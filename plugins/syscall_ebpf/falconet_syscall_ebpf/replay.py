@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from falconet.api import EventBatch, SourceContext
+from falconet.progress import ProgressBar
 from falconet.replay import input_files, read_json_lines
 
 from .capture import (
@@ -50,7 +50,7 @@ def replay_source(path: Path, ctx: SourceContext) -> Iterator[EventBatch]:
     """The syscall source's ``replay``: a capture file, else JSON lines of field values. A
     directory is its files in name order, each read as what it is; every capture header in it
     is checked before the first event."""
-    progress = sys.stderr.isatty()
+    progress = ctx.progress
     if path.is_dir():
         files = input_files(path)
         if any(is_capture(f) or _is_scap(f) for f in files):
@@ -129,7 +129,7 @@ def _batches(reader: CaptureReader, decode: Decoder, ctx: SourceContext,
         counters.malformed += 1
         lost("capture block skipped", reason=str(exc))
 
-    bar = _Progress(progress, reader.size, f"{SOURCE}: {reader.path.name}")
+    bar = ProgressBar(progress, reader.size, f"{SOURCE}: {reader.path.name}")
     try:
         for block in reader.blocks(skipped):
             try:
@@ -155,37 +155,6 @@ def _batches(reader: CaptureReader, decode: Decoder, ctx: SourceContext,
         if log is not None and logged > MAX_LOGGED:
             log.warning("capture problems not logged", file=str(reader.path),
                         total=logged, not_logged=logged - MAX_LOGGED)
-
-
-class _Progress:
-    """A rich bar over the bytes of the capture, or nothing."""
-
-    def __init__(self, enabled: bool, total: int, label: str) -> None:
-        self.bar: Any = None
-        if enabled:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                DownloadColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-                TransferSpeedColumn,
-            )
-
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                                TransferSpeedColumn(), TimeRemainingColumn(),
-                                console=Console(stderr=True), transient=True)
-            self.task = self.bar.add_task(label, total=total)
-            self.bar.start()
-
-    def update(self, completed: int) -> None:
-        if self.bar is not None:
-            self.bar.update(self.task, completed=completed)
-
-    def stop(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
 
 
 class Recorder:
