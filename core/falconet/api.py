@@ -100,6 +100,10 @@ class SourceContext:
     #: whether a replay shows a progress bar (``--progress``/``--no-progress``, else whether
     #: stderr is a terminal); ``falconet.progress.ProgressBar`` draws one
     progress: bool = False
+    #: ``--since``/``--until`` in ns since the epoch (None: unbounded). The engine skips events
+    #: outside ``since_ns <= ts < until_ns`` anyway; a source may use them to read less
+    since_ns: int | None = None
+    until_ns: int | None = None
 
 
 @dataclass(frozen=True)

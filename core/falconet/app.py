@@ -60,6 +60,7 @@ from falconet.ruleset.model import Priority
 from falconet.ruleset.report import result_as_text
 from falconet.ruleset.ruleset import Ruleset
 from falconet.stats import EngineStats
+from falconet.timebounds import TimeBoundError, parse_bound
 from falconet.webserver import WebServer, WebServerError, start_webserver, versions_info
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "RunOptions", "StartupError", "build_rules", "run"]
@@ -84,6 +85,8 @@ class RunOptions:
     record_source: str | None = None  # the --source that -w records
     record_path: str | None = None  # -w
     duration_s: float | None = None  # -M
+    since: str | None = None  # --since
+    until: str | None = None  # --until
     dry_run: bool = False
     enable_sources: tuple[str, ...] = ()
     disable_sources: tuple[str, ...] = ()
@@ -200,20 +203,41 @@ def _event_source(plugins: PluginSet, name: str) -> EventSource | None:
     return None if loaded is None else loaded.source
 
 
+#: ``--since``/``--until`` in ns since the epoch (either may be None), or None without them
+Window = tuple[int | None, int | None] | None
+
+
+def time_window(options: RunOptions) -> Window:
+    """``--since``/``--until`` read once, at start-up (durations count back from then)."""
+    if options.since is None and options.until is None:
+        return None
+    now = time.time_ns()
+    try:
+        since = None if options.since is None else parse_bound(options.since, now)
+        until = None if options.until is None else parse_bound(options.until, now)
+    except TimeBoundError as exc:
+        raise StartupError(f"--since/--until: {exc}") from exc
+    if since is not None and until is not None and until <= since:
+        raise StartupError(f"--since {options.since} must be before --until {options.until}")
+    return since, until
+
+
 def _source_context(plugins: PluginSet, name: str, stats: EngineStats,
-                    open_params: str | None = None) -> SourceContext:
+                    open_params: str | None = None, window: Window = None) -> SourceContext:
     """The loaded plugin's context (or an empty one), counting into the engine's stats."""
     log = get_logger(source=name)
     loaded = plugins.sources.get(name)
     ctx = loaded.context(log) if loaded is not None else SourceContext("", {}, log=log)
     if open_params is not None:
         ctx.open_params = open_params
+    if window is not None:
+        ctx.since_ns, ctx.until_ns = window
     stats.source(name).counters = ctx.counters
     return ctx
 
 
 def replay_stream(options: RunOptions, plugins: PluginSet, stats: EngineStats,
-                  progress: bool) -> dict[str, BatchStream]:
+                  progress: bool, window: Window = None) -> dict[str, BatchStream]:
     """``--source NAME -e PATH``: the source's own reader, or the generic JSON-lines one."""
     name = options.replay_source or ""
     path = Path(options.replay_path or "")
@@ -223,7 +247,7 @@ def replay_stream(options: RunOptions, plugins: PluginSet, stats: EngineStats,
     if source is None and not plugins.registry.has_source(name):
         known = sorted(set(plugins.sources) | set(plugins.registry.sources))
         raise StartupError(f"Unknown event source '{name}' (known: {', '.join(known)})")
-    ctx = _source_context(plugins, name, stats, str(path))
+    ctx = _source_context(plugins, name, stats, str(path), window)
     ctx.progress = progress
     if source is not None and source.replay is not None:
         _log.info(f"Opening '{name}' source with a replay of {path}")
@@ -331,13 +355,14 @@ def _warn_unextracted(state: RulesState, name: str, plugins: PluginSet) -> None:
 
 def live_streams(names: Sequence[str], plugins: PluginSet, stats: EngineStats,
                  record: tuple[str, Path] | None = None, state: RulesState | None = None,
-                 contexts: dict[str, SourceContext] | None = None) -> dict[str, BatchStream]:
+                 contexts: dict[str, SourceContext] | None = None,
+                 window: Window = None) -> dict[str, BatchStream]:
     """Open each live source. One that cannot open ends the run when it is the only one (or
     the recorded one); otherwise it is logged and the others run."""
     streams: dict[str, BatchStream] = {}
     for name in names:
         loaded = plugins.sources[name]
-        ctx = _source_context(plugins, name, stats)
+        ctx = _source_context(plugins, name, stats, window=window)
         if state is not None:
             ctx.rules = rule_infos(state, name)
         if record is not None and record[0] == name:
@@ -459,6 +484,7 @@ async def _run(options: RunOptions) -> int:
     if replay and not (options.replay_source and options.replay_path):
         raise StartupError("a replay needs both --source NAME and -e PATH")
     progress = sys.stderr.isatty() if options.progress is None else options.progress
+    window = time_window(options)
     if replay and options.record_path is not None:
         raise StartupError("-w records live events: it cannot be combined with a replay")
     record = None if replay else recording(options, plugins)
@@ -473,11 +499,12 @@ async def _run(options: RunOptions) -> int:
         _log.info("Dry run: rules loaded and sources checked, not processing events")
         return EXIT_OK
     contexts: dict[str, SourceContext] = {}
-    streams = (replay_stream(options, plugins, stats, progress) if replay
-               else live_streams(live_names, plugins, stats, record, built.state, contexts))
+    streams = (replay_stream(options, plugins, stats, progress, window) if replay
+               else live_streams(live_names, plugins, stats, record, built.state, contexts,
+                                 window))
     outputs = create_outputs(config, plugins)
     dispatcher = Dispatcher(outputs, stats, config.outputs_queue_capacity)
-    engine = Engine(built.state, dispatcher, stats, plugins.parsers)
+    engine = Engine(built.state, dispatcher, stats, plugins.parsers, window)
     settle_heap()
     return await _serve(options, config, built, plugins, stats, engine, dispatcher, streams,
                         webserver=not replay and config.webserver.enabled, contexts=contexts)

@@ -167,6 +167,11 @@ def _check_format(_ctx: click.Context, _param: click.Parameter, value: str | Non
            "or that -w records (default syscall).")
 @_opt("Running", "-M", "duration", type=click.FloatRange(min=0), metavar="SECONDS",
       help="Stop after SECONDS.")
+@_opt("Running", "--since", "since", metavar="TIME",
+      help="Skip events older than TIME: 2024-05-01T10:00:00Z, or a duration back from now "
+           "(5d, 12h, 30m). Sources that can (CloudTrail files) do not even read them.")
+@_opt("Running", "--until", "until", metavar="TIME",
+      help="Skip events at or after TIME (same forms as --since).")
 @_opt("Running", "--dry-run", "dry_run", is_flag=True,
       help="Load the configuration, plugins and rules, start nothing, and exit.")
 @_opt("Running", "-U", "--unbuffered", "unbuffered", is_flag=True,
@@ -183,7 +188,8 @@ def main(rules_files: tuple[str, ...], validate: tuple[str, ...],
          options: tuple[str, ...], support: bool, list_source: str | None, names_only: bool,
          list_format: str | None, markdown: bool, list_plugins: bool, plugin_info: str | None,
          show_version: bool, replay_path: str | None, record_path: str | None,
-         replay_source: str | None, duration: float | None, dry_run: bool, unbuffered: bool,
+         replay_source: str | None, duration: float | None, since: str | None,
+         until: str | None, dry_run: bool, unbuffered: bool,
          enable_sources: tuple[str, ...], disable_sources: tuple[str, ...],
          progress: bool | None) -> None:
     """falconet: a Falco-compatible runtime security engine.
@@ -214,8 +220,8 @@ def main(rules_files: tuple[str, ...], validate: tuple[str, ...],
             config_path=config_path, overrides=options, rules_paths=rules_files,
             replay_source=replay_source, replay_path=replay_path,
             record_source=record_source, record_path=record_path, duration_s=duration or None,
-            dry_run=dry_run, enable_sources=enable_sources, disable_sources=disable_sources,
-            unbuffered=unbuffered, progress=progress))
+            since=since, until=until, dry_run=dry_run, enable_sources=enable_sources,
+            disable_sources=disable_sources, unbuffered=unbuffered, progress=progress))
 
     from falconet.log import configure_logging
 

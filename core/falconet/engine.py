@@ -104,8 +104,11 @@ class Engine:
     """Runs the sources' tasks and counts; see the module docstring."""
 
     def __init__(self, rules: RulesState, dispatcher: Dispatcher, stats: EngineStats,
-                 parsers: Mapping[str, Sequence[Parser]] | None = None) -> None:
+                 parsers: Mapping[str, Sequence[Parser]] | None = None,
+                 window: tuple[int | None, int | None] | None = None) -> None:
         self.rules = rules
+        #: ``--since``/``--until`` (ns): events outside are skipped before anything sees them
+        self.window = window
         self.dispatcher = dispatcher
         self.stats = stats
         self.parsers = parsers or {}
@@ -138,6 +141,8 @@ class Engine:
     def process(self, source: str, batch: EventBatch) -> int:
         """Evaluate one batch of ``source`` and queue its alerts; returns the alerts raised."""
         stats = self.stats.source(source)
+        if self.window is not None:
+            batch = self._within_window(batch, stats.counters)
         num = stats.events
         number = getattr(batch, "number", None)
         if number is not None:  # a batch that numbers its events itself (JsonLineBatch)
@@ -189,6 +194,18 @@ class Engine:
                 put(alert)
                 raised += 1
         return raised
+
+    def _within_window(self, batch: EventBatch, counters: Any) -> EventBatch:
+        """The events of ``batch`` inside ``--since``/``--until``; the others are counted as
+        ``rejected["out_of_time_range"]``."""
+        since, until = self.window or (None, None)
+        kept = [e for e in batch
+                if (since is None or e.ts >= since) and (until is None or e.ts < until)]
+        if len(kept) < len(batch):
+            rejected = counters.rejected
+            rejected["out_of_time_range"] = (rejected.get("out_of_time_range", 0)
+                                             + len(batch) - len(kept))
+        return kept
 
     def _first_alert(self, rule: Any) -> None:
         """Labels of a rule's counter (read by /metrics), set when it first fires."""

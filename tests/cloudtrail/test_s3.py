@@ -115,6 +115,21 @@ def test_since_and_until_bound_the_events(moto: Moto, tmp_path: Path) -> None:
     assert ctx.log.messages("info").count("records outside since/until skipped") == 2
 
 
+def test_command_line_since_and_until_prune_the_files_too(moto: Moto, tmp_path: Path) -> None:
+    """``falconet --since/--until`` arrive as ``SourceContext.since_ns/until_ns``: the files
+    named before ``since`` are not read at all (the engine drops out-of-range events anyway)."""
+    moto.bucket(BUCKET, {
+        trail_key(stamp="20240501T0955Z", unique="old"): gz_log(rec("before")),
+        trail_key(stamp="20240501T1005Z", unique="mid"): gz_log(
+            rec("at-since", "2024-05-01T10:00:00Z"), rec("inside", "2024-05-01T10:03:00Z")),
+    })
+    ctx = context(f"s3://{BUCKET}/AWSLogs/", moto, tmp_path)
+    ctx.since_ns = 1714557600 * 10**9  # 2024-05-01T10:00:00Z
+    ctx.until_ns = 1714557840 * 10**9  # 2024-05-01T10:04:00Z
+    assert ids(read_all(ctx)) == ["at-since", "inside"]
+    assert ctx.counters.rejected == {}  # "before" was in a file never downloaded
+
+
 def test_bad_objects_are_counted_and_logged_and_the_others_read(moto: Moto, tmp_path: Path
                                                                ) -> None:
     no_time = rec("no-time")

@@ -190,6 +190,52 @@ def test_only_the_first_malformed_json_lines_are_logged_then_a_total(
     assert f"total={MAX_LOGGED + 5}" in err
 
 
+@needs_fields
+def test_since_and_until_keep_the_events_inside_the_window(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The sample's events are 10:00:02.12 ... 10:00:13.12 (evt.rawtime); the window keeps
+    the alerts from 10:00:03 (included) to 10:00:10 (excluded)."""
+    _, alerts = replay(tmp_path, REPO / "samples" / "syscall.jsonl")
+    everything = alerts.read_text().splitlines()
+    alerts.unlink()
+    code = run(RunOptions(
+        overrides=(*QUIET, "file_output.enabled=true", f"file_output.filename={alerts}"),
+        rules_paths=(str(REPO / "rules" / "falconet_rules.yaml"),), replay_source="syscall",
+        replay_path=str(REPO / "samples" / "syscall.jsonl"), progress=False,
+        since="2024-05-01T10:00:03Z", until="2024-05-01T12:00:10+02:00"))
+    assert code == 0
+    inside = [line for line in everything if "10:00:03" <= line[:8] < "10:00:10"]
+    assert 0 < len(inside) < len(everything)
+    assert alerts.read_text().splitlines() == inside
+
+
+@pytest.mark.parametrize(("since", "until", "message"), [
+    ("yesterday", None, "Error: --since/--until: 'yesterday' is neither a time with its "
+                        "zone (2024-05-01T10:00:00Z) nor a duration back from now (5d, 12h, "
+                        "30m, 45s, 2w)"),
+    ("2024-05-01T10:00:00", None, "is neither a time with its zone"),
+    ("2024-05-01T10:00:00Z", "2024-05-01T09:00:00Z",
+     "Error: --since 2024-05-01T10:00:00Z must be before --until 2024-05-01T09:00:00Z"),
+])
+def test_bad_since_or_until_is_a_start_up_error(
+        since: str, until: str | None, message: str, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    code = run(RunOptions(overrides=QUIET, replay_source="syscall",
+                          replay_path=str(REPO / "samples" / "syscall.jsonl"), progress=False,
+                          since=since, until=until))
+    assert code == 1
+    assert message in capsys.readouterr().err
+
+
+def test_durations_count_back_from_now() -> None:
+    from falconet.timebounds import parse_bound
+
+    now = 1714557600 * 10**9
+    assert parse_bound("90s", now) == now - 90 * 10**9
+    assert parse_bound("2w", now) == now - 14 * 86400 * 10**9
+    assert parse_bound("2024-05-01T10:00:00.5Z", now) == now + 500_000_000
+
+
 def test_a_missing_replay_file_is_a_start_up_error(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _ = replay(tmp_path, tmp_path / "nope.jsonl")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from .aws import AwsError, AwsSettings, Retrier
 from .checkpoint import Checkpoint, CheckpointError, default_path
 from .fields import SOURCE
 from .report import Reporter
-from .timebounds import TimeBoundError, TimeBounds
+from .timebounds import TimeBoundError, TimeBounds, with_command_line
 
 __all__ = [
     "DEFAULT_DOWNLOAD_CONCURRENCY",
@@ -122,6 +122,7 @@ def start(ctx: SourceContext) -> Started:
     if ctx.log is None:
         ctx.log = get_logger(source=SOURCE)
     settings = RemoteSettings.from_init_config(ctx.init_config)
+    settings = replace(settings, bounds=with_command_line(settings.bounds, ctx))
     reporter = Reporter(ctx.counters, ctx.log)
     try:
         checkpoint = Checkpoint.open(settings.checkpoint_path(ctx.open_params),

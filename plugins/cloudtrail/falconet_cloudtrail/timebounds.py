@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .report import Reporter
 
 __all__ = ["DELIVERY_MARGIN_S", "TimeBoundError", "TimeBounds", "TimeWindow", "bound_replay",
-           "bound_stream", "parse_endpoint", "parse_interval"]
+           "bound_stream", "parse_endpoint", "parse_interval", "with_command_line"]
 
 #: how long after ``until`` a log file may still hold events from before ``until``
 DELIVERY_MARGIN_S = 3600
@@ -196,6 +196,18 @@ class TimeBounds:
             since_ns=_ns(since) if since is not None else None,
             until_ns=_ns(until) if until is not None else None,
         )
+
+
+def with_command_line(bounds: TimeBounds, ctx: Any) -> TimeBounds:
+    """``bounds`` with ``falconet --since/--until`` (``ctx.since_ns``/``until_ns``) where
+    ``init_config`` sets no ``since``/``until``: S3 and SQS then skip the files outside them by
+    name, not only the events (which the engine drops anyway)."""
+    def endpoint(ns: int | None) -> Endpoint | None:
+        return None if ns is None else ("time", datetime.fromtimestamp(ns / 1e9, UTC))
+
+    since, until = getattr(ctx, "since_ns", None), getattr(ctx, "until_ns", None)
+    return replace(bounds, since=bounds.since or endpoint(since),
+                   until=bounds.until or endpoint(until))
 
 
 def _replay_window(ctx: Any) -> TimeWindow | None:
