@@ -256,12 +256,14 @@ class Engine:
             if isinstance(stream, AsyncIterator):
                 async for batch in stream:
                     process(source, batch)
+                    del batch  # freed now, while in cache, not after the next one is read
                     if (now := clock()) >= next_yield:
                         await asyncio.sleep(0)
                         next_yield = now + YIELD_EVERY_S
             else:
                 for batch in stream:
                     process(source, batch)
+                    del batch
                     if (now := clock()) >= next_yield:
                         await asyncio.sleep(0)
                         next_yield = now + YIELD_EVERY_S

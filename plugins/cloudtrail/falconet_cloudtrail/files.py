@@ -71,8 +71,10 @@ def read_log_files(files: list[Path], counters: SourceCounters, log: Any, *,
                 continue
             events = records_from_bytes(data, str(file), counters, log)
             bar.advance(len(data))
+            del data
             if events:
                 yield events
+            del events  # evaluated by now: freed before the next file is decoded
     finally:
         bar.stop()
 
