@@ -133,8 +133,14 @@ def test_defaults_are_upstreams() -> None:
     assert settings.accounts == ("111111111111", "222222222222")
 
 
-def test_since_and_until_bound_a_local_replay_too(tmp_path: Path) -> None:
-    """``falconet --source aws_cloudtrail -e DIR`` with the bounds given by ``-o``."""
+@pytest.mark.parametrize("bounds", [
+    ["-o", "plugins[0].init_config.since=2024-05-01T10:01:00Z",
+     "-o", "plugins[0].init_config.until=2024-05-01T10:03:00Z"],
+    ["--since", "2024-05-01T10:01:00Z", "--until", "2024-05-01T12:03:00+02:00"],
+], ids=["init_config", "command_line"])
+def test_since_and_until_bound_a_local_replay_too(bounds: list[str], tmp_path: Path) -> None:
+    """``falconet --source aws_cloudtrail -e DIR`` bounded by the plugin's ``init_config`` keys
+    (given with ``-o``) or by falconet's ``--since``/``--until``: the same window."""
     write_log(tmp_path / "logs" / "a.json.gz", *[
         record("DescribeInstances", eventID=f"e{minute}",
                eventTime=f"2024-05-01T10:0{minute}:00Z") for minute in range(5)])
@@ -146,29 +152,7 @@ def test_since_and_until_bound_a_local_replay_too(tmp_path: Path) -> None:
         "rules_files: []", f"rules_files: [{tmp_path / 'rules.yaml'}]"))
     result = subprocess.run(
         [sys.executable, "-m", "falconet.cli", "-c", str(config), "--source", "aws_cloudtrail",
-         "-e", str(tmp_path / "logs"), "-o", "plugins[0].init_config.since=2024-05-01T10:01:00Z",
-         "-o", "plugins[0].init_config.until=2024-05-01T10:03:00Z"],
-        capture_output=True, text=True, cwd=tmp_path, timeout=60,
-        env={**os.environ, "TZ": "UTC"})
-    assert result.returncode == 0, result.stderr
-    assert [a["output_fields"]["ct.id"] for a in parse_alerts(result.stdout)] == ["e1", "e2"]
-
-
-def test_command_line_since_and_until_bound_a_local_replay(tmp_path: Path) -> None:
-    """``falconet --since/--until``: the same window as the ``init_config`` keys."""
-    write_log(tmp_path / "logs" / "a.json.gz", *[
-        record("DescribeInstances", eventID=f"e{minute}",
-               eventTime=f"2024-05-01T10:0{minute}:00Z") for minute in range(5)])
-    (tmp_path / "rules.yaml").write_text(
-        "- rule: Described\n  desc: d\n  condition: ct.name = DescribeInstances\n"
-        "  output: described (id=%ct.id)\n  priority: NOTICE\n  source: aws_cloudtrail\n")
-    config = tmp_path / "falco.yaml"
-    config.write_text(FALCO_YAML.replace('init_config: ""', "init_config: {}").replace(
-        "rules_files: []", f"rules_files: [{tmp_path / 'rules.yaml'}]"))
-    result = subprocess.run(
-        [sys.executable, "-m", "falconet.cli", "-c", str(config), "--source", "aws_cloudtrail",
-         "-e", str(tmp_path / "logs"), "--since", "2024-05-01T10:01:00Z",
-         "--until", "2024-05-01T12:03:00+02:00"],
+         "-e", str(tmp_path / "logs"), *bounds],
         capture_output=True, text=True, cwd=tmp_path, timeout=60,
         env={**os.environ, "TZ": "UTC"})
     assert result.returncode == 0, result.stderr

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .live_helpers import skip_reason as skip_reason  # one check for every live test
+
 REPO = Path(__file__).resolve().parents[2]
 #: falco.yaml overrides for test runs: no webserver port, no file watching, times in UTC
 QUIET = ("-o", "webserver.enabled=false", "-o", "watch_config_files=false")
@@ -37,21 +39,6 @@ _CHILD_END = """
 out["end_ns"] = time.time_ns()
 print(json.dumps(out))
 """
-
-
-def skip_reason() -> str | None:
-    """Why the probe cannot run here, or None."""
-    if os.geteuid() != 0:
-        return "needs root: loading the eBPF probe needs CAP_BPF and CAP_PERFMON"
-    try:
-        from falconet_syscall_ebpf.probe import ProbeUnavailable, check_environment
-    except ImportError as exc:
-        return f"falconet-syscall-ebpf is not installed ({exc}): run scripts/setup"
-    try:
-        check_environment()
-    except ProbeUnavailable as exc:
-        return f"the eBPF probe cannot run here: {exc}"
-    return None
 
 
 def child_name() -> str:
