@@ -144,7 +144,7 @@ def rules_engine(workdir: Path) -> tuple[Engine, EngineStats]:
     return Engine(built.state, Dispatcher({}, stats, 0), stats), stats
 
 
-def consume(capture: object, handle: Callable[[memoryview], None],
+def consume(capture: object, handle: Callable[[bytes], None],
             generator: subprocess.Popen[str]) -> tuple[float, float]:
     """Read until the generator has exited and the ring buffer stays empty; returns (wall
     seconds, CPU seconds) of this process."""
@@ -169,21 +169,22 @@ def consume(capture: object, handle: Callable[[memoryview], None],
 
 def run_one(mode: str, target: int, seconds: float, exe: Path, target_file: Path,
             capture: object, engine: Engine | None, stats: EngineStats | None) -> Row:
-    from falconet_syscall_ebpf.decode import decode_records
+    from falconet_syscall_ebpf.decode import SyscallBatch
 
     received = [0]
     boot_ns = capture.boot_ns  # type: ignore[attr-defined]
     if mode == "count":
-        def handle(chunk: memoryview) -> None:
+        def handle(chunk: bytes) -> None:
             received[0] += capture.last_count  # type: ignore[attr-defined]
     else:
         assert engine is not None
         process = engine.process
 
-        def handle(chunk: memoryview) -> None:
-            events = decode_records(chunk, boot_ns=boot_ns)
-            received[0] += len(events)
-            process("syscall", events)
+        def handle(chunk: bytes) -> None:
+            batch = SyscallBatch(chunk, capture.last_offsets,  # type: ignore[attr-defined]
+                                 boot_ns=boot_ns)
+            received[0] += len(batch)
+            process("syscall", batch)
 
     while len(capture.read()):  # type: ignore[attr-defined]
         pass  # start from an empty ring buffer

@@ -16,7 +16,9 @@ A ``JsonLine`` event (the generic JSON-lines reader's) is decoded here, just bef
 runs, and keeps its document only if a rule matched (see ``falconet.event.JsonLine``); the lines
 of a ``JsonLineBatch`` become event objects only when a rule matched them. A line that is not
 JSON is not evaluated: the batch runner returns it as ``(event, None)``, and the engine reports
-it as malformed input.
+it as malformed input. A batch with a ``cursor()`` (the syscall source's) is read the same way:
+through one event object moved from event to event, ``keep(event)`` making a real one for the
+events a rule matched.
 """
 
 from __future__ import annotations
@@ -204,6 +206,10 @@ def _transient_decoding(run_one: Callable[[Any], list[CompiledRule]]) -> Callabl
     line_event, loads, decode_error = JsonLine, orjson.loads, orjson.JSONDecodeError
 
     def run_batch(events: Iterable[Any]) -> Hits:
+        cursor = getattr(events, "cursor", None)
+        if cursor is not None:  # a batch read through one reused event (see the docstring)
+            keep = events.keep  # type: ignore[attr-defined]
+            return [(keep(event), hits) for event in cursor() if (hits := run_one(event))]
         out: Hits = []
         for event in events:
             transient = type(event) is line_event

@@ -92,9 +92,12 @@ struct stash_rec {
 	__u8 buf[STASH_SIZE];
 };
 
+#define RING_BYTES (8 * 1024 * 1024)
+#define WAKEUP_BYTES (RING_BYTES / 4)
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 8 * 1024 * 1024);
+	__uint(max_entries, RING_BYTES);
 } events SEC(".maps");
 
 struct {
@@ -165,7 +168,7 @@ static __always_inline void fill_header(struct rec_hdr *h, __u32 nr, __u8 dir, l
 	h->ts = bpf_ktime_get_boot_ns();
 	h->pid = pid_tgid >> 32;
 	h->tid = (__u32)pid_tgid;
-	h->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	h->ppid = task->real_parent->tgid;
 	h->uid = (__u32)ug;
 	h->gid = ug >> 32;
 	h->reserved = 0;
@@ -413,23 +416,25 @@ static __always_inline __u32 build(struct scratch *s, struct sc_desc *d, __u32 l
 
 static __always_inline void load_args(struct scratch *s, struct pt_regs *regs, long ret, long id)
 {
-	s->args[0] = BPF_CORE_READ(regs, di);
-	s->args[1] = BPF_CORE_READ(regs, si);
-	s->args[2] = BPF_CORE_READ(regs, dx);
-	s->args[3] = BPF_CORE_READ(regs, r10);
-	s->args[4] = BPF_CORE_READ(regs, r8);
-	s->args[5] = BPF_CORE_READ(regs, r9);
+	s->args[0] = regs->di;
+	s->args[1] = regs->si;
+	s->args[2] = regs->dx;
+	s->args[3] = regs->r10;
+	s->args[4] = regs->r8;
+	s->args[5] = regs->r9;
 	s->args[ARG_RET] = ret;
 	s->args[7] = id;
 }
 
+// The reader is not woken for each record (a wake-up is an inter-processor interrupt, which
+// costs the writer more than the record itself): it looks every few milliseconds, and is woken
+// only when the ring buffer is filling up.
 static __always_inline void output(void *data, __u32 len)
 {
 	len &= OFF_MASK;
-	if (bpf_ringbuf_output(&events, data, len, 0))
-		bump(1);
-	else
-		bump(0);
+	__u64 wake = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES
+		? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	bump(bpf_ringbuf_output(&events, data, len, wake) ? 1 : 0);
 }
 
 SEC("tp_btf/sys_enter")
@@ -469,7 +474,7 @@ int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 SEC("tp_btf/sys_exit")
 int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 {
-	long id = BPF_CORE_READ(regs, orig_ax);
+	long id = regs->orig_ax;
 	if ((unsigned long)id >= NR_SLOTS)
 		return 0;
 	__u32 key = id;

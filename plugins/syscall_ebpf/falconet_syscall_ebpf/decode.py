@@ -1,29 +1,36 @@
-"""Framed records -> ``SyscallEvent``s, one ``struct`` unpack per record.
+"""Framed records -> events, one ``struct`` unpack per record.
 
 A buffer holds consecutive frames as the BPF ring buffer lays them out (see the package README):
 an 8-byte frame header (``u32`` length with the BUSY and DISCARD bits, ``u32`` page offset),
-the record, padding to 8 bytes. The frame header and the record's 64-byte header are read by a
-single ``unpack_from``; parameters are left in the buffer for the event to read on demand.
+the record, padding to 8 bytes. ``frame_offsets`` finds the records; a ``SyscallBatch`` makes
+them events: the frame header and the record's 64-byte header are read by a single
+``unpack_from``, parameters are left in the buffer for the event to read on demand.
+
+The rule index reads a ``SyscallBatch`` through its cursor: one event object moved from record
+to record, and a real event only for a record that a rule matched (``keep``). Anything that reads
+the batch as a sequence (an event parser, the engine's one-by-one fallback) gets real events.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any, overload
 
-from falconet_syscall_ebpf.event import EVENT_NAMES, HEADERS, SyscallEvent
+from falconet_syscall_ebpf.event import EVENT_NAMES, HEADERS, H, SyscallEvent
 
-__all__ = ["BUSY", "DISCARD", "FRAME_HEADER", "RECORD_HEADER", "count_records",
-           "decode_records", "iter_frames"]
+__all__ = ["BUSY", "DISCARD", "FRAME_HEADER", "LEN_MASK", "RECORD_HEADER", "SyscallBatch",
+           "count_records", "decode_records", "frame_offsets", "iter_frames",
+           "record_batches"]
 
 BUSY = 1 << 31
 DISCARD = 1 << 30
 LEN_MASK = DISCARD - 1
 FRAME_HEADER = 8
 RECORD_HEADER = 64
-#: frame header and the record's event type
-_FRAME_NR = struct.Struct("<IIH")
 _FRAME = struct.Struct("<I")
+#: bytes, or anything ``struct.unpack_from`` reads (an mmap, a memoryview)
+Buffer = Any
 assert HEADERS.size == FRAME_HEADER + RECORD_HEADER
 
 
@@ -43,6 +50,27 @@ def iter_frames(buf: bytes | bytearray | memoryview) -> Iterator[tuple[int, int]
         if not flen & DISCARD:
             yield off + FRAME_HEADER, size
         off += (FRAME_HEADER + size + 7) & ~7
+
+
+def frame_offsets(buf: Buffer, start: int = 0, end: int | None = None) -> tuple[list[int], int]:
+    """Where the frames of the records in ``buf[start:end]`` start, counted from ``start``
+    (complete, not discarded, at least a header long), and how many bytes the complete frames
+    take (a BUSY frame or one cut short ends the walk)."""
+    stop = len(buf) if end is None else end
+    off = start
+    unpack = _FRAME.unpack_from
+    offsets: list[int] = []
+    append = offsets.append
+    skip = BUSY | DISCARD
+    while off + FRAME_HEADER <= stop:
+        flen = unpack(buf, off)[0]
+        size = flen & LEN_MASK
+        if flen & BUSY or off + FRAME_HEADER + size > stop:
+            break
+        if not flen & skip and size >= RECORD_HEADER:
+            append(off - start)
+        off += (FRAME_HEADER + size + 7) & ~7
+    return offsets, min(off, stop) - start
 
 
 def count_records(buf: bytes | bytearray | memoryview) -> int:
@@ -65,39 +93,80 @@ def _event_class(source: str) -> type[SyscallEvent]:
 _CLASSES: dict[str, type[SyscallEvent]] = {}
 
 
+class SyscallBatch(Sequence[SyscallEvent]):
+    """The records at ``offsets`` in ``buf`` (see ``frame_offsets``), events on demand.
+    ``buf`` is ``bytes``: slicing and decoding a ``memoryview`` costs twice as much."""
+
+    def __init__(self, buf: bytes, offsets: list[int], *, boot_ns: int = 0,
+                 source: str = "syscall") -> None:
+        self.rec = (buf, boot_ns)
+        self.offsets = offsets
+        self.cls = _event_class(source)
+        self.first_num = 0  # 0: not numbered (every event's num is 0)
+        self.events: list[SyscallEvent] | None = None
+
+    def number(self, first: int) -> None:
+        """``evt.num`` of the first record (the engine numbers events, per source)."""
+        self.first_num = first
+        for num, event in enumerate(self.events or (), first):
+            event.num = num
+
+    def cursor(self) -> Iterator[SyscallEvent]:
+        """One event object, moved to each record in turn (see the module docstring)."""
+        if self.events is not None:
+            yield from self.events
+            return
+        ev = self.cls.__new__(self.cls)
+        rec = ev.rec = self.rec
+        view, unpack, names = rec[0], HEADERS.unpack_from, EVENT_NAMES
+        nr_at = H.NR
+        num = self.first_num
+        step = 1 if num else 0
+        for off in self.offsets:
+            ev.h = h = unpack(view, off)
+            ev.off = off
+            ev.evt_type = names[h[nr_at] & 1023]
+            ev.num = num
+            num += step
+            yield ev
+
+    def keep(self, event: SyscallEvent) -> SyscallEvent:
+        """A real event for the cursor's current record."""
+        return event if self.events is not None else event.copy()
+
+    def _events(self) -> list[SyscallEvent]:
+        if self.events is None:
+            self.events = [ev.copy() for ev in self.cursor()]
+        return self.events
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def __iter__(self) -> Iterator[SyscallEvent]:
+        return iter(self._events())
+
+    @overload
+    def __getitem__(self, index: int) -> SyscallEvent: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[SyscallEvent]: ...
+
+    def __getitem__(self, index: int | slice) -> SyscallEvent | Sequence[SyscallEvent]:
+        return self._events()[index]
+
+
+def record_batches(buf: bytes, offsets: list[int], *, boot_ns: int = 0,
+                   source: str = "syscall", size: int = 0) -> list[SyscallBatch]:
+    """The records at ``offsets`` as batches of at most ``size`` (0: one batch)."""
+    if not size or len(offsets) <= size:
+        return [SyscallBatch(buf, offsets, boot_ns=boot_ns, source=source)] if offsets else []
+    return [SyscallBatch(buf, offsets[i:i + size], boot_ns=boot_ns, source=source)
+            for i in range(0, len(offsets), size)]
+
+
 def decode_records(buf: bytes | bytearray | memoryview, *, boot_ns: int = 0,
                    source: str = "syscall") -> list[SyscallEvent]:
-    """The events of every complete record in ``buf`` (see the module docstring); ``boot_ns``
-    turns boot-clock timestamps into ns since the epoch. Records shorter than a header are
-    skipped. Per record: one small unpack (frame length and event type); the headers are
-    unpacked when a field first asks (``SyscallEvent.h``)."""
-    view = buf if isinstance(buf, memoryview) else memoryview(buf)
-    end = len(view)
-    off = 0
-    out: list[SyscallEvent] = []
-    append = out.append
-    unpack = _FRAME_NR.unpack_from
-    unpack_frame = _FRAME.unpack_from
-    names = EVENT_NAMES
-    cls = _event_class(source)
-    new = cls.__new__
-    rec = (view, boot_ns)
-    skip = BUSY | DISCARD
-    last = end - _FRAME_NR.size
-    while off + FRAME_HEADER <= end:
-        if off <= last:
-            flen, _pg, nr = unpack(view, off)
-        else:
-            flen, nr = unpack_frame(view, off)[0], 0
-        size = flen & LEN_MASK
-        if off + FRAME_HEADER + size > end or flen & BUSY:
-            break
-        if not flen & skip and size >= RECORD_HEADER:
-            ev = new(cls)
-            ev.rec = rec
-            ev.off = off
-            ev.evt_type = names[nr & 1023]
-            ev.num = 0
-            append(ev)
-        off += (FRAME_HEADER + size + 7) & ~7
-    return out
+    """The events of every complete record in ``buf``; ``boot_ns`` turns boot-clock
+    timestamps into ns since the epoch. Records shorter than a header are skipped."""
+    data = buf if isinstance(buf, bytes) else bytes(buf)
+    return list(SyscallBatch(data, frame_offsets(data)[0], boot_ns=boot_ns, source=source))

@@ -1,11 +1,11 @@
 """``SyscallEvent``: one decoded record, with its parameters read from the record on demand.
 
-Decoding a record is one ``struct`` unpack: the event keeps that tuple (``h``) and the header
-fields (``pid``, ``tid``, ``res``...) are read from it, so making an event costs a handful of
-attribute stores whatever the rules use. Parameters stay in the record bytes until a field asks
-for one, and then only that one is read (a walk over the length prefixes before it).
-``fields`` is an empty mapping on the class, so the schema-only fields of upstream's list
-(``fd.name``, ``proc.cmdline``..., not extracted by this source yet) read as absent.
+An event is its record's place in a buffer (``rec``, ``off``) and its headers, unpacked by one
+``struct`` call into the tuple ``h``, from which the header fields (``pid``, ``tid``, ``res``...)
+are read. Parameters stay in the record bytes until a field asks for one, and then only that
+one is read (a walk over the length prefixes before it). ``fields`` is an empty mapping on the
+class, so the schema-only fields of upstream's list (``fd.name``, ``proc.cmdline``..., not
+extracted by this source yet) read as absent.
 """
 
 from __future__ import annotations
@@ -86,14 +86,13 @@ class SyscallEvent:
     """One syscall (or process) event of the ``syscall`` source.
 
     Stored: ``rec`` (the buffer and the boot time of its records, shared by the events of one
-    decode), ``off`` (where the frame starts), ``evt_type`` and ``num``. The headers are
-    unpacked on first use into ``h`` (a tuple; ``H`` names its positions), from which ``ts``
-    (ns since the epoch), ``nr``, ``dir``, ``cpu``, ``pid``, ``tid``, ``ppid``, ``uid``,
-    ``gid``, ``res`` (the return value) and ``comm`` are read: an event that no rule looks at
-    beyond its type costs one small unpack.
+    read), ``off`` (where the frame starts), ``h`` (the frame and record headers, unpacked;
+    ``H`` names its positions), ``evt_type`` and ``num``. ``ts`` (ns since the epoch), ``nr``,
+    ``dir``, ``cpu``, ``pid``, ``tid``, ``ppid``, ``uid``, ``gid``, ``res`` (the return value)
+    and ``comm`` are read from ``h``.
     """
 
-    __slots__ = ("_h", "evt_type", "num", "off", "rec")
+    __slots__ = ("evt_type", "h", "num", "off", "rec")
 
     source = "syscall"
     #: schema-only fields read ``event.fields``: none of them is extracted from syscall events
@@ -101,18 +100,16 @@ class SyscallEvent:
 
     rec: tuple[Any, int]
     off: int
+    h: tuple[Any, ...]
     evt_type: str
     num: int
-    _h: tuple[Any, ...]
 
-    @property
-    def h(self) -> tuple[Any, ...]:
-        """The unpacked frame and record headers."""
-        try:
-            return self._h
-        except AttributeError:
-            h = self._h = HEADERS.unpack_from(self.rec[0], self.off)
-            return h
+    def copy(self) -> SyscallEvent:
+        """An event of the same record (a reused cursor's current one, kept)."""
+        ev = self.__class__.__new__(self.__class__)
+        ev.rec, ev.off, ev.h, ev.evt_type, ev.num = (self.rec, self.off, self.h,
+                                                     self.evt_type, self.num)
+        return ev
 
     @property
     def ts(self) -> int:
@@ -165,17 +162,6 @@ class SyscallEvent:
         if n == ABSENT:
             return None
         return buf[off + 2:off + 2 + n]
-
-    def string_param(self, k: int) -> str | None:
-        """The k-th parameter stored in the record, as text (for string parameters)."""
-        buf, off = self.rec[0], self.off + _HEADERS_SIZE
-        for _ in range(k):
-            n = _U16(buf, off)[0]
-            off += 2 if n == ABSENT else 2 + n
-        n = _U16(buf, off)[0]
-        if n == ABSENT:
-            return None
-        return str(buf[off + 2:off + 2 + n], "utf-8", "replace")
 
     def value(self, index: int) -> Any:
         """The Python value of parameter ``index`` (upstream's order), None when absent."""

@@ -13,17 +13,19 @@ attribute is there, and the ``try`` costs nothing.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from typing import Any
 
 from falconet.api import ArgKind, FieldSpec, FieldTable, FieldType
 from falconet.common_fields import common_field_table
-from falconet_syscall_ebpf.event import LAYOUTS, LAYOUTS_BY_NAME, H
+from falconet_syscall_ebpf.event import ABSENT, HEADERS, LAYOUTS, LAYOUTS_BY_NAME, H
 from falconet_syscall_ebpf.params import STRING_TYPES, errno_name
 
 __all__ = ["SOURCE", "syscall_field_table"]
 
 SOURCE = "syscall"
+_U16 = struct.Struct("<H").unpack_from
 Extractor = Callable[[Any], Any]
 _NR, _DIR, _CPU, _PID, _TID, _PPID, _UID, _GID, _RET, _COMM = (
     H.NR, H.DIR, H.CPU, H.PID, H.TID, H.PPID, H.UID, H.GID, H.RET, H.COMM)
@@ -116,7 +118,17 @@ def _proc_name(ev: Any) -> Any:
         raw = ev.h[_COMM]
     except AttributeError:
         return ev.fields.get("proc.name")
-    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+    name = _COMM_NAMES.get(raw)
+    if name is None:
+        if len(_COMM_NAMES) >= _COMM_NAMES_KEPT:
+            _COMM_NAMES.clear()
+        name = _COMM_NAMES[raw] = raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+    return name
+
+
+#: comm bytes -> proc.name, as decoded before (a machine runs few distinct commands)
+_COMM_NAMES: dict[bytes, str] = {}
+_COMM_NAMES_KEPT = 4096
 
 
 def _user_uid(ev: Any) -> Any:
@@ -134,29 +146,20 @@ def _group_gid(ev: Any) -> Any:
 
 
 def _make_evt_arg(arg: str | None) -> Extractor:
-    """``evt.arg[N]`` (N: the parameter's position) or ``evt.arg.NAME``/``evt.arg[NAME]``."""
+    """``evt.arg[N]`` (N: the parameter's position) or ``evt.arg.NAME``/``evt.arg[NAME]``.
+
+    Per event type, a plan says where the parameter is. A string or number the probe stored is
+    read here, straight from the record; a number's text (flag names, errno names) is rendered
+    once per distinct value. Anything else asks ``SyscallEvent.text``."""
     if arg is None:
         return lambda ev: None
     key = f"evt.arg[{arg}]"
-    if arg.isdigit():
-        index = int(arg)
+    plans: dict[str, _Plan | None] = {}
+    u16, absent, params_at, kept = _U16, ABSENT, HEADERS.size, _TEXTS_KEPT
 
-        def by_index(ev: Any) -> Any:
-            try:
-                text = ev.text
-            except AttributeError:
-                return ev.fields.get(key)
-            return text(index)
-
-        return by_index
-
-    # event type -> (position of ``arg``, its index among the record's strings or -1); None:
-    # the event type has no such parameter
-    plans: dict[str, tuple[int, int] | None] = {}
-
-    def by_name(ev: Any) -> Any:
+    def evt_arg(ev: Any) -> Any:
         try:
-            text = ev.text
+            buf = ev.rec[0]
         except AttributeError:
             return ev.fields.get(key)
         evt_type = ev.evt_type
@@ -166,21 +169,50 @@ def _make_evt_arg(arg: str | None) -> Extractor:
             plan = plans[evt_type] = _plan(evt_type, arg)
         if plan is None:
             return None
-        if plan[1] >= 0:  # a string read by the probe: the short way
-            return ev.string_param(plan[1])
-        return text(plan[0])
+        index, k, texts = plan
+        if k < 0:
+            return ev.text(index)
+        # walk the length prefixes to the k-th stored parameter (SyscallEvent._kernel_bytes)
+        off = ev.off + params_at
+        while k:
+            n = u16(buf, off)[0]
+            off += 2 if n == absent else 2 + n
+            k -= 1
+        n = u16(buf, off)[0]
+        if n == absent:
+            return None
+        raw = buf[off + 2:off + 2 + n]
+        if texts is None:
+            return raw.decode("utf-8", "replace")
+        text = texts.get(raw)
+        if text is None:
+            if len(texts) >= kept:
+                texts.clear()
+            text = texts[raw] = ev.text(index)
+        return text
 
-    return by_name
+    return evt_arg
 
 
-def _plan(evt_type: str, arg: str) -> tuple[int, int] | None:
+#: where a parameter of one event type is: its position, its index among the parameters the
+#: probe stored (-1: elsewhere), and for a number the texts of the values seen (None: a string)
+_Plan = tuple[int, int, dict[bytes, str] | None]
+#: texts kept per number parameter (a few flag combinations, fds, errno values...)
+_TEXTS_KEPT = 4096
+
+
+def _plan(evt_type: str, arg: str) -> _Plan | None:
     layout = LAYOUTS_BY_NAME.get(evt_type)
-    i = None if layout is None else layout.index.get(arg)
-    if layout is None or i is None:
+    if layout is None:
+        return None
+    i = (int(arg) if int(arg) < len(layout.names) else None) if arg.isdigit() \
+        else layout.index.get(arg)
+    if i is None:
         return None
     where = layout.where[i]
-    short = type(where) is int and layout.types[i] in STRING_TYPES
-    return i, where if short and isinstance(where, int) else -1
+    if type(where) is not int:
+        return i, -1, None
+    return i, where, None if layout.types[i] in STRING_TYPES else {}
 
 
 def _fixed(fn: Extractor) -> Callable[[str | None], Extractor]:

@@ -3,12 +3,15 @@
 ``LiveCapture`` is the probe plus its ring buffer reader (usable alone: the benchmarks count
 records with it). ``open_source(ctx)`` is what ``EventSource.open`` runs: it loads the probe at
 once, so a machine that cannot run it gives its one-line reason at start-up (ProbeUnavailable),
-then returns the async iterator of batches. Reading is woken by the ring buffer's file
-descriptor (the kernel signals it when records arrive after the reader caught up), each read
-takes every complete record in one copy, and batches are decoded with one ``struct`` call per
-record. Every second the per-CPU kernel counters are read: losses (a full ring buffer) go to
-``ctx.counters`` (``dropped``, and ``rejected["ring_buffer_full_cpu<N>"]``) and are logged as
-upstream's drop alert, at most once every 30 seconds.
+then returns the async iterator of batches. The probe does not wake the reader for each record
+(an inter-processor interrupt per record would halve what the traced processes can do): the
+reader looks again after a short sleep that doubles while the ring buffer stays empty (2 ms up
+to 20 ms), and the probe wakes it through the ring buffer's file descriptor only when a quarter
+of the ring buffer is waiting. Each read takes every complete record in one copy, and becomes
+``SyscallBatch``es that the rules read record by record (``decode.py``). Every second the
+per-CPU kernel counters are read: losses (a full ring buffer) go to ``ctx.counters``
+(``dropped``, and ``rejected["ring_buffer_full_cpu<N>"]``) and are logged as upstream's drop
+alert, at most once every 30 seconds.
 """
 
 from __future__ import annotations
@@ -22,8 +25,7 @@ from typing import Any
 from falconet.api import SourceContext
 from falconet_syscall_ebpf import PROBE_VERSION
 from falconet_syscall_ebpf.clock import boot_time_ns
-from falconet_syscall_ebpf.decode import decode_records
-from falconet_syscall_ebpf.event import SyscallEvent
+from falconet_syscall_ebpf.decode import SyscallBatch, record_batches
 from falconet_syscall_ebpf.probe import KernelCounters, Probe, ProbeUnavailable
 from falconet_syscall_ebpf.ringbuf import RingReader
 from falconet_syscall_ebpf.selection import (
@@ -44,17 +46,14 @@ READ_BYTES = 1024 * 1024
 BATCH_EVENTS = 4096
 #: kernel counters are read this often (s)
 COUNTERS_EVERY_S = 1.0
-#: idle wait before looking again without a wake-up (s): covers a wake-up lost to a race
-IDLE_POLL_S = 0.2
-#: after a wake-up, records are left to gather this long (s) before the read: the kernel wakes
-#: the reader at the first record after it caught up, and one read per record would make tiny
-#: batches (and tiny capture blocks)
-GATHER_S = 0.002
+#: the reader's sleep after an empty read (s): the first, and the longest (it doubles)
+POLL_MIN_S = 0.002
+POLL_MAX_S = 0.02
 #: upstream's syscall_event_drops defaults: ratio threshold, one message per 30 s at most
 DROP_THRESHOLD = 0.1
 DROP_LOG_EVERY_S = 30.0
 
-RawHook = Callable[[memoryview], None]
+RawHook = Callable[[bytes], None]
 
 
 class LiveCapture:
@@ -74,7 +73,8 @@ class LiveCapture:
             raise ProbeUnavailable(f"could not map the probe's ring buffer: {exc}") from None
         self.boot_ns = boot_time_ns()
         self.enabled: frozenset[str] = frozenset()
-        #: records in the chunk the last ``read`` returned
+        #: where the records of the chunk the last ``read`` returned start, and how many
+        self.last_offsets: list[int] = []
         self.last_count = 0
         self.set_event_types(event_types)
 
@@ -84,12 +84,11 @@ class LiveCapture:
         self.enabled = self.probe.set_events(kernel_events(wanted))
         return self.enabled
 
-    def read(self, max_bytes: int = READ_BYTES) -> memoryview:
+    def read(self, max_bytes: int = READ_BYTES) -> bytes:
         """Framed records written since the last call (possibly none)."""
-        before = self.reader.records
-        chunk = self.reader.read(max_bytes)
-        self.last_count = self.reader.records - before
-        return memoryview(chunk)
+        chunk, self.last_offsets = self.reader.read(max_bytes)
+        self.last_count = len(self.last_offsets)
+        return chunk
 
     def pending(self) -> int:
         return self.reader.pending()
@@ -158,7 +157,7 @@ class DropMonitor:
 
 
 def open_source(ctx: SourceContext, *, on_raw: RawHook | None = None,
-                obj_path: Path | None = None) -> AsyncIterator[list[SyscallEvent]]:
+                obj_path: Path | None = None) -> AsyncIterator[SyscallBatch]:
     """The live source (``EventSource.open``): loads the probe now (ProbeUnavailable with the
     reason when it cannot run), selects in the kernel what ``ctx.rules`` can match, and returns
     the batches. ``on_raw`` sees every chunk of framed records before it is decoded; with
@@ -195,7 +194,7 @@ def open_source(ctx: SourceContext, *, on_raw: RawHook | None = None,
 
 
 def _both(first: RawHook, second: RawHook) -> RawHook:
-    def hook(chunk: memoryview) -> None:
+    def hook(chunk: bytes) -> None:
         first(chunk)
         second(chunk)
 
@@ -213,37 +212,34 @@ def _recorder(ctx: SourceContext, capture: LiveCapture) -> Any:
 
 
 async def _batches(capture: LiveCapture, ctx: SourceContext, on_raw: RawHook | None,
-                   recorder: Any) -> AsyncIterator[list[SyscallEvent]]:
+                   recorder: Any) -> AsyncIterator[SyscallBatch]:
     loop = asyncio.get_running_loop()
     ready = asyncio.Event()
     fd = capture.fileno()
     loop.add_reader(fd, ready.set)
     monitor = DropMonitor(capture, ctx)
     boot_ns = capture.boot_ns
+    wait = POLL_MIN_S
     try:
         while True:
             chunk = capture.read()
             if len(chunk):
                 if on_raw is not None:
                     on_raw(chunk)
-                events = decode_records(chunk, boot_ns=boot_ns)
-                for start in range(0, len(events), BATCH_EVENTS):
-                    yield events[start:start + BATCH_EVENTS]
+                for batch in record_batches(chunk, capture.last_offsets, boot_ns=boot_ns,
+                                            size=BATCH_EVENTS):
+                    yield batch
                 monitor.maybe_check()
+                wait = POLL_MIN_S
                 continue
             ready.clear()
-            if capture.pending():  # a record still being written: look again very soon
-                await asyncio.sleep(0.0005)
-                continue
             try:
                 # not asyncio.wait_for: on Python 3.11 it swallows a cancellation that comes
                 # as the event is set, and -M, SIGINT and SIGTERM then never end the run
-                async with asyncio.timeout(IDLE_POLL_S):
+                async with asyncio.timeout(wait):
                     await ready.wait()
             except TimeoutError:
-                pass
-            else:
-                await asyncio.sleep(GATHER_S)
+                wait = min(2 * wait, POLL_MAX_S)
             monitor.maybe_check()
     finally:
         loop.remove_reader(fd)

@@ -38,7 +38,7 @@ from .capture import (
 __all__ = ["SOURCE", "Decoder", "Recorder", "replay_capture", "replay_source"]
 
 SOURCE = "syscall"
-#: a block of framed records -> its events (``decode_records`` with the header's boot time)
+#: a block of framed records -> its events (a ``SyscallBatch`` with the header's boot time)
 Decoder = Callable[[bytes, int], Sequence[Any]]
 #: the first bytes of a pcapng section header block: a Falco/sysdig ``.scap`` file
 _SCAP_MAGIC = b"\x0a\x0d\x0d\x0a"
@@ -85,7 +85,7 @@ def _probe_decoder(meta: CaptureMetadata, path: Path) -> Decoder:
     """The probe's decoder for the records of ``meta``; CaptureError for a probe version this
     falconet does not decode."""
     from . import PROBE_VERSION
-    from .decode import decode_records
+    from .decode import SyscallBatch, frame_offsets
 
     if meta.probe_version != str(PROBE_VERSION):
         raise CaptureError(f"{path}: records of probe version {meta.probe_version}: this "
@@ -93,7 +93,7 @@ def _probe_decoder(meta: CaptureMetadata, path: Path) -> Decoder:
     boot_ns = meta.boot_time_ns
 
     def decode(data: bytes, _count: int) -> Sequence[Any]:
-        return decode_records(data, boot_ns=boot_ns, source=SOURCE)
+        return SyscallBatch(data, frame_offsets(data)[0], boot_ns=boot_ns, source=SOURCE)
 
     return decode
 
@@ -166,12 +166,12 @@ class Recorder:
     """
 
     def __init__(self, path: Path, metadata: CaptureMetadata,
-                 count: Callable[[memoryview], int], log: Any = None) -> None:
+                 count: Callable[[bytes], int], log: Any = None) -> None:
         self.writer: CaptureWriter | None = CaptureWriter(path, metadata)
         self.count = count
         self.log = log
 
-    def on_raw(self, chunk: memoryview) -> None:
+    def on_raw(self, chunk: bytes) -> None:
         writer = self.writer
         if writer is None or not len(chunk):
             return
