@@ -157,13 +157,34 @@ class SourceIndex:
         extract, named = self.field.extract, self.field.named
         get, build = self.buckets.get, self._bucket
         if self.field.inline is None:
+            by_value: dict[Any, Matcher] = {}  # index value -> its bucket, for named values
+
+            def matcher_for(value: Any) -> Matcher:
+                key = value if value in named else (None if value is None else OTHER_VALUE)
+                match = get(key) or build(key)
+                if key is not OTHER_VALUE:  # a value no rule names is not kept: unbounded
+                    by_value[value] = match
+                return match
 
             def run_one(event: Any) -> list[CompiledRule]:
                 value = extract(event)
-                key = value if value in named else (None if value is None else OTHER_VALUE)
-                return (get(key) or build(key))(event, value)
+                return (by_value.get(value) or matcher_for(value))(event, value)
 
-            return _transient_decoding(run_one)
+            run_events = _transient_decoding(run_one)
+
+            def run_batch(events: Iterable[Any]) -> Hits:
+                cursor = getattr(events, "cursor", None)
+                if cursor is None:
+                    return run_events(events)
+                keep = events.keep  # type: ignore[attr-defined]
+                out: Hits = []
+                for event in cursor():  # run_one written out: this loop runs once per event
+                    value = extract(event)
+                    if hits := (by_value.get(value) or matcher_for(value))(event, value):
+                        out.append((keep(event), hits))
+                return out
+
+            return run_batch
         document, keys, requires = (self.field.inline.document, self.field.inline.keys,
                                     self.field.inline.requires)
         if document is json_object and len(keys) == 1 and requires is None:

@@ -55,22 +55,28 @@ def iter_frames(buf: bytes | bytearray | memoryview) -> Iterator[tuple[int, int]
 def frame_offsets(buf: Buffer, start: int = 0, end: int | None = None) -> tuple[list[int], int]:
     """Where the frames of the records in ``buf[start:end]`` start, counted from ``start``
     (complete, not discarded, at least a header long), and how many bytes the complete frames
-    take (a BUSY frame or one cut short ends the walk)."""
+    take (a BUSY frame or one cut short ends the walk). This loop runs once per record."""
     stop = len(buf) if end is None else end
-    off = start
     unpack = _FRAME.unpack_from
     offsets: list[int] = []
     append = offsets.append
-    skip = BUSY | DISCARD
-    while off + FRAME_HEADER <= stop:
+    shortest, flags, busy, len_mask = RECORD_HEADER, DISCARD, BUSY, LEN_MASK
+    off = start
+    last = stop - FRAME_HEADER
+    while off <= last:
         flen = unpack(buf, off)[0]
-        size = flen & LEN_MASK
-        if flen & BUSY or off + FRAME_HEADER + size > stop:
-            break
-        if not flen & skip and size >= RECORD_HEADER:
+        if shortest <= flen < flags:  # a record, neither BUSY nor DISCARD: the common case
+            nxt = off + ((flen + FRAME_HEADER + 7) & -8)
+            if nxt > stop:
+                break
             append(off - start)
-        off += (FRAME_HEADER + size + 7) & ~7
-    return offsets, min(off, stop) - start
+            off = nxt
+            continue
+        nxt = off + (((flen & len_mask) + FRAME_HEADER + 7) & -8)
+        if flen & busy or nxt > stop:
+            break
+        off = nxt  # discarded, or shorter than a header: skipped
+    return offsets, off - start
 
 
 def count_records(buf: bytes | bytearray | memoryview) -> int:

@@ -16,7 +16,7 @@ from types import MappingProxyType
 from typing import Any
 
 from falconet_syscall_ebpf.params import STRING_TYPES, decode_value, render
-from falconet_syscall_ebpf.syscalls import BY_NR, EventDef, FromHeader, Kernel
+from falconet_syscall_ebpf.syscalls import BY_NR, K_ARG, K_NR, K_RET, EventDef, FromHeader, Kernel
 
 __all__ = ["ABSENT", "EVENT_NAMES", "LAYOUTS", "H", "SyscallEvent"]
 
@@ -32,12 +32,20 @@ class H:
                                                                       11, 12, 14, 15)
 
 
+#: the frame header and the record header, unpacked together (see decode.py)
+HEADERS = struct.Struct("<II HBBHH Q IIIIII q 16s")
+_HEADERS_SIZE = HEADERS.size
+#: kernel parameter kinds the probe always stores as 8 bytes
+_NUMBER_KINDS = frozenset({K_RET, K_ARG, K_NR})
+
+
 class Layout:
     """Where each parameter of one event type is: kernel parameter index, header attribute, or
     nowhere (absent); and the parameter names by index and by name (``evt.arg[N]``,
-    ``evt.arg.NAME``)."""
+    ``evt.arg.NAME``). ``fixed``: where a stored parameter's length prefix is in the frame when
+    only numbers (always 8 bytes) come before it, else -1 (found by walking the prefixes)."""
 
-    __slots__ = ("defn", "index", "names", "res_index", "tables", "types", "where")
+    __slots__ = ("defn", "fixed", "index", "names", "res_index", "tables", "types", "where")
 
     def __init__(self, defn: EventDef) -> None:
         self.defn = defn
@@ -46,16 +54,21 @@ class Layout:
         self.types = tuple(p.type for p in defn.params)
         self.tables = tuple(p.table for p in defn.params)
         where: list[int | str | None] = []
+        fixed: list[int] = []
         k = 0
+        at = _HEADERS_SIZE  # -1 once a parameter of variable size is stored
         for p in defn.params:
             if isinstance(p.source, Kernel) or (defn.mode == "probe" and p.source is not None):
                 where.append(k)
+                fixed.append(at)
                 k += 1
-            elif isinstance(p.source, FromHeader):
-                where.append(p.source.attr)
+                numeric = isinstance(p.source, Kernel) and p.source.kind in _NUMBER_KINDS
+                at = at + 10 if at >= 0 and numeric else -1
             else:
-                where.append(None)
+                where.append(p.source.attr if isinstance(p.source, FromHeader) else None)
+                fixed.append(-1)
         self.where = tuple(where)
+        self.fixed = tuple(fixed)
         res = defn.res_param
         self.res_index = None if res is None else self.index[res]
 
@@ -77,9 +90,6 @@ def _header(index: int, doc: str) -> property:
     return property(get, doc=doc)
 
 
-#: the frame header and the record header, unpacked together (see decode.py)
-HEADERS = struct.Struct("<II HBBHH Q IIIIII q 16s")
-_HEADERS_SIZE = HEADERS.size
 
 
 class SyscallEvent:

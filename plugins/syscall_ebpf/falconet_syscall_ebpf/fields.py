@@ -169,15 +169,17 @@ def _make_evt_arg(arg: str | None) -> Extractor:
             plan = plans[evt_type] = _plan(evt_type, arg)
         if plan is None:
             return None
-        index, k, texts = plan
+        index, k, fixed, texts = plan
         if k < 0:
             return ev.text(index)
-        # walk the length prefixes to the k-th stored parameter (SyscallEvent._kernel_bytes)
-        off = ev.off + params_at
-        while k:
-            n = u16(buf, off)[0]
-            off += 2 if n == absent else 2 + n
-            k -= 1
+        if fixed >= 0:
+            off = ev.off + fixed
+        else:  # walk the length prefixes to the k-th stored parameter
+            off = ev.off + params_at
+            while k:
+                n = u16(buf, off)[0]
+                off += 2 if n == absent else 2 + n
+                k -= 1
         n = u16(buf, off)[0]
         if n == absent:
             return None
@@ -195,8 +197,9 @@ def _make_evt_arg(arg: str | None) -> Extractor:
 
 
 #: where a parameter of one event type is: its position, its index among the parameters the
-#: probe stored (-1: elsewhere), and for a number the texts of the values seen (None: a string)
-_Plan = tuple[int, int, dict[bytes, str] | None]
+#: probe stored (-1: elsewhere), where its length prefix is (``Layout.fixed``), and for a
+#: number the texts of the values seen (None: a string)
+_Plan = tuple[int, int, int, dict[bytes, str] | None]
 #: texts kept per number parameter (a few flag combinations, fds, errno values...)
 _TEXTS_KEPT = 4096
 
@@ -211,8 +214,8 @@ def _plan(evt_type: str, arg: str) -> _Plan | None:
         return None
     where = layout.where[i]
     if type(where) is not int:
-        return i, -1, None
-    return i, where, None if layout.types[i] in STRING_TYPES else {}
+        return i, -1, -1, None
+    return i, where, layout.fixed[i], None if layout.types[i] in STRING_TYPES else {}
 
 
 def _fixed(fn: Extractor) -> Callable[[str | None], Extractor]:
