@@ -58,14 +58,18 @@ class SourceCounters:
     ``rejected``: requests or events refused, by reason (a short snake_case word); a source that
     refuses input for several reasons (a webhook: bad content type, body too large, queue full)
     tells them apart here, and may count the same input in ``malformed``/``dropped`` too.
+    ``cpu_events``/``cpu_drops``: per CPU, the events a kernel-side collector emitted and lost
+    since the source started (the syscall probe's counters; empty for other sources).
     """
 
-    __slots__ = ("dropped", "malformed", "rejected")
+    __slots__ = ("cpu_drops", "cpu_events", "dropped", "malformed", "rejected")
 
     def __init__(self) -> None:
         self.malformed = 0
         self.dropped = 0
         self.rejected: dict[str, int] = {}
+        self.cpu_events: tuple[int, ...] = ()
+        self.cpu_drops: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -101,9 +101,15 @@ def render_prometheus(stats: EngineStats, *, version: str, rules_counters: bool 
                  for rule, count in stats.alerts_by_rule.items() if count > 0])
     syscall = stats.sources.get("syscall")
     if syscall is not None:
-        _family(out, "falcosecurity_scap_n_evts_total", "counter", up, [({}, syscall.events)])
+        kernel = syscall.counters
+        _family(out, "falcosecurity_scap_n_evts_total", "counter", up,
+                [({}, sum(kernel.cpu_events) if kernel.cpu_events else syscall.events)])
         _family(out, "falcosecurity_scap_n_drops_total", "counter", up,
-                [({}, syscall.counters.dropped)])
+                [({}, kernel.dropped)])
+        _family(out, "falcosecurity_scap_n_evts_cpu_total", "counter", up,
+                [({"cpu": str(cpu)}, n) for cpu, n in enumerate(kernel.cpu_events)])
+        _family(out, "falcosecurity_scap_n_drops_cpu_total", "counter", up,
+                [({"cpu": str(cpu)}, n) for cpu, n in enumerate(kernel.cpu_drops)])
     uname = os.uname()
     _family(out, "falcosecurity_falco_kernel_release_info", "gauge", up,
             [({"kernel_release": uname.release}, 1)])

@@ -223,3 +223,52 @@ def test_evaluate_batch_returns_only_matching_events(registry) -> None:
     got = [(e.fields["evt.type"], names(r)) for e, r in rs.evaluate_batch("syscall", events)]
     assert got == [("open", ["open shadow", "any open"]), ("openat", ["any open"])]
     assert rs.evaluate_batch("k8s_audit", events) == []
+
+
+class CursorBatch(list):
+    """A batch read through a cursor, the protocol ``SyscallBatch`` follows: the index moves one
+    event object along the batch and asks ``keep`` for a real event only where a rule matched."""
+
+    def __init__(self, events: list[SchemaEvent]) -> None:
+        super().__init__(events)
+        self.kept = 0
+
+    def cursor(self):
+        cur = SchemaEvent(self[0].source)
+        for ev in list.__iter__(self):
+            cur.fields, cur.evt_type, cur.num = ev.fields, ev.evt_type, ev.num
+            yield cur
+
+    def keep(self, event: SchemaEvent) -> SchemaEvent:
+        self.kept += 1
+        return SchemaEvent(event.source, event.fields, evt_type=event.evt_type, num=event.num)
+
+
+NO_INDEX_RULES = """
+- rule: user bo
+  desc: d
+  condition: ka.user.name startswith bo
+  output: o
+  priority: INFO
+  source: k8s_audit
+"""
+
+
+@pytest.mark.parametrize(("rules", "source", "index_field", "events"), [
+    (THREE_RULES, "syscall", "evt.type",
+     [{"evt.type": t, "fd.name": "/etc/shadow", "proc.name": p}
+      for t in ("open", "close", "execve", "openat") for p in ("bash", "cat")]),
+    (PLUGIN_RULES, "k8s_audit", "ka.verb",
+     [{"ka.verb": v, "ka.target.resource": "pods", "ka.user.name": u}
+      for v in ("create", "get", "patch", "list") for u in ("system:anonymous", "bob")]),
+    (NO_INDEX_RULES, "k8s_audit", None, [{"ka.user.name": u} for u in ("bob", "alice", "bo")]),
+])
+def test_a_cursor_batch_gets_the_verdicts_of_its_events_one_by_one(
+        registry, rules, source, index_field, events) -> None:
+    rs = make_ruleset(registry, rules, first_match=False)
+    batch = CursorBatch([SchemaEvent(source, f, num=n) for n, f in enumerate(events, 1)])
+    expected = [(ev.num, names(hits)) for ev in list(batch) if (hits := rs.evaluate(ev))]
+    assert rs.index_summary()[source]["index_field"] == index_field
+    got = rs.evaluate_batch(source, batch)
+    assert [(ev.num, names(hits)) for ev, hits in got] == expected and expected
+    assert batch.kept == len(got) == len({id(ev) for ev, _hits in got})

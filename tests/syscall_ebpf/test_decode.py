@@ -16,8 +16,10 @@ from falconet_syscall_ebpf import PROBE_VERSION
 from falconet_syscall_ebpf.decode import (
     BUSY,
     DISCARD,
+    SyscallBatch,
     count_records,
     decode_records,
+    frame_offsets,
     iter_frames,
 )
 from falconet_syscall_ebpf.fields import syscall_field_table
@@ -116,6 +118,40 @@ def test_busy_discarded_and_cut_frames() -> None:
     assert [length for _off, length in iter_frames(whole)] == [len(openat(b"/a"))] * 2
     assert decode_records(b"") == []
     assert decode_records(frame(b"\0" * 20)) == []  # shorter than a header: skipped
+
+
+def test_frame_offsets_walk_a_window_and_stop_before_an_unfinished_frame() -> None:
+    first, second = frame(openat(b"/a")), frame(openat(b"/bb"))
+    data = b"x" * 16 + first + frame(openat(b"/skip"), DISCARD) + second
+    discarded = len(frame(openat(b"/skip")))
+    # offsets count from the window's start; every complete frame is consumed, the discarded
+    # one too
+    assert frame_offsets(data, 16) == ([0, len(first) + discarded], len(data) - 16)
+    busy = first + frame(openat(b"/b"), BUSY) + second
+    assert frame_offsets(busy) == ([0], len(first))
+    assert frame_offsets(first + second, 0, len(first) + 8) == ([0], len(first))  # cut short
+
+
+def test_a_batch_is_read_through_one_cursor_and_keeps_what_it_is_asked_to() -> None:
+    data = frame(openat(b"/a")) + frame(openat(b"/b")) + frame(record(3, [5], ret=0))
+    batch = SyscallBatch(data, frame_offsets(data)[0], boot_ns=BOOT)
+    batch.number(10)
+    seen, kept = [], []
+    for ev in batch.cursor():
+        seen.append((id(ev), ev.num, ev.evt_type, ev.pid))
+        if ev.evt_type == "openat":
+            kept.append(batch.keep(ev))
+    assert len({ident for ident, *_rest in seen}) == 1  # one object, moved along
+    assert [rest for _ident, *rest in seen] == [[10, "openat", 4242], [11, "openat", 4242],
+                                                [12, "close", 4242]]
+    assert [(ev.num, ev.params()["name"], ev.ts) for ev in kept] == [
+        (10, "/a", BOOT + 123_456_789), (11, "/b", BOOT + 123_456_789)]
+    # read as a sequence (an event parser): real events, numbered alike, which the cursor
+    # then goes over
+    events = list(batch)
+    assert [ev.num for ev in events] == [10, 11, 12] and len({id(ev) for ev in events}) == 3
+    assert list(batch.cursor()) == events and batch.keep(events[0]) is events[0]
+    assert len(batch) == 3 and batch[2].evt_type == "close"
 
 
 def test_absent_and_header_parameters() -> None:

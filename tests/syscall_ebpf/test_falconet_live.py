@@ -84,6 +84,9 @@ def test_a_one_line_rule_alerts_on_the_live_open_of_etc_shadow(tmp_path: Path) -
             wait_for("the alert", lambda: any(line.fullmatch(x) for x in
                                               out_path.read_text().splitlines()), proc)
             wait_for("the webserver", lambda: _listening(port), proc)
+            # the kernel counters are read every second
+            wait_for("the kernel counters", lambda: re.search(
+                r"^falcosecurity_scap_n_evts_total [1-9]", scrape(port), re.M), proc)
             metrics = scrape(port)
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=DEADLINE_S)
@@ -110,6 +113,13 @@ def test_a_one_line_rule_alerts_on_the_live_open_of_etc_shadow(tmp_path: Path) -
     assert "falcosecurity_scap_n_drops_total 0" in metrics.splitlines()
     evts = re.search(r"^falcosecurity_scap_n_evts_total (\d+)$", metrics, re.M)
     assert evts is not None and int(evts.group(1)) >= 1
+    # per CPU, as upstream's kernel_event_counters_per_cpu: the events add up to the total
+    per_cpu = re.findall(r'^falcosecurity_scap_n_evts_cpu_total\{cpu="(\d+)"\} (\d+)$',
+                         metrics, re.M)
+    assert [int(cpu) for cpu, _n in per_cpu] == list(range(len(per_cpu))) and per_cpu
+    assert sum(int(n) for _cpu, n in per_cpu) == int(evts.group(1))
+    assert re.findall(r'^falcosecurity_scap_n_drops_cpu_total\{cpu="\d+"\} (\d+)$', metrics,
+                      re.M) == ["0"] * len(per_cpu)
 
 
 def _listening(port: int) -> bool:

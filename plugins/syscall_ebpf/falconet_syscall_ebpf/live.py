@@ -9,9 +9,10 @@ reader looks again after a short sleep that doubles while the ring buffer stays 
 to 20 ms), and the probe wakes it through the ring buffer's file descriptor only when a quarter
 of the ring buffer is waiting. Each read takes every complete record in one copy, and becomes
 ``SyscallBatch``es that the rules read record by record (``decode.py``). Every second the
-per-CPU kernel counters are read: losses (a full ring buffer) go to ``ctx.counters``
-(``dropped``, and ``rejected["ring_buffer_full_cpu<N>"]``) and are logged as upstream's drop
-alert, at most once every 30 seconds.
+per-CPU kernel counters are read into ``ctx.counters`` (``cpu_events``, ``cpu_drops``: on
+/metrics as upstream's ``falcosecurity_scap_n_evts_cpu_total``...); losses (a full ring buffer)
+also go to ``dropped`` and ``rejected["ring_buffer_full_cpu<N>"]`` and are logged as upstream's
+drop alert, at most once every 30 seconds.
 """
 
 from __future__ import annotations
@@ -121,7 +122,8 @@ class DropMonitor:
     def __init__(self, capture: LiveCapture, ctx: SourceContext) -> None:
         self.capture = capture
         self.ctx = ctx
-        self.last = capture.counters()
+        self.first = self.last = capture.counters()
+        ctx.counters.cpu_events = ctx.counters.cpu_drops = (0,) * len(self.first.emitted)
         self.next_check = time.monotonic() + COUNTERS_EVERY_S
         self.next_log = 0.0
 
@@ -136,10 +138,12 @@ class DropMonitor:
         emitted = sum(current.emitted) - sum(self.last.emitted)
         lost = [c - p for c, p in zip(current.dropped, self.last.dropped, strict=True)]
         self.last = current
+        counters = self.ctx.counters
+        counters.cpu_events = _since(current.emitted, self.first.emitted)
+        counters.cpu_drops = _since(current.dropped, self.first.dropped)
         total_lost = sum(lost)
         if total_lost <= 0:
             return current
-        counters = self.ctx.counters
         counters.dropped += total_lost
         for cpu, n in enumerate(lost):
             if n:
@@ -154,6 +158,10 @@ class DropMonitor:
                 n_drops_buffer_total=total_lost,
                 n_drops_per_cpu=",".join(str(n) for n in lost))
         return current
+
+
+def _since(now: tuple[int, ...], start: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(n - s for n, s in zip(now, start, strict=True))
 
 
 def open_source(ctx: SourceContext, *, on_raw: RawHook | None = None,
