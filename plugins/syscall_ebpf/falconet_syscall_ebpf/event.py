@@ -90,8 +90,6 @@ def _header(index: int, doc: str) -> property:
     return property(get, doc=doc)
 
 
-
-
 class SyscallEvent:
     """One syscall (or process) event of the ``syscall`` source.
 
