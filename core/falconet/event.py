@@ -7,17 +7,19 @@ carries pre-extracted field values by name; the schema-only field tables read it
 ``fields.FieldSpec.extractor``) and tests use it to state exactly what a field returns.
 ``JsonLine`` is a ``JsonEvent`` read from a JSON-lines input that nobody has decoded yet: rule
 evaluation decodes it in passing (see the class). ``JsonLineBatch`` is a batch of them that
-creates its event objects only when something asks for them.
+creates its event objects only when something asks for them (a ``LazyBatch``, as the syscall
+source's batches are).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any, overload
+from typing import Any, TypeVar, overload
 
 import orjson
 
 _UNPARSED = object()
+E = TypeVar("E")
 
 
 class JsonEvent:
@@ -74,51 +76,66 @@ class JsonLine(JsonEvent):
         return payload
 
 
-class JsonLineBatch(Sequence[JsonLine]):
-    """A batch of JSON lines of one source, read at one time, that are events only on demand.
+class LazyBatch(Sequence[E]):
+    """A batch whose event objects are made only when something reads it as a sequence (an
+    event parser, the engine's one-by-one fallback): the rule index reads it another way (raw
+    lines, a cursor), so most events never become objects. Subclasses give ``__len__`` and
+    ``_make_events`` (the events, made once); ``number`` numbers them, made or not."""
 
-    The rule index evaluates ``lines`` through one reused event object and creates a
-    ``JsonLine`` only for a line that a rule matched (``ruleset.index``): most lines never
-    become an object. Anything else that reads the batch as a sequence (an event parser, the
-    engine's one-by-one fallback) gets real ``JsonLine`` events, created once, numbered from
-    ``first_num``; the index then evaluates those instead.
-    """
-
-    def __init__(self, source: str, lines: list[bytes], ts: int) -> None:
-        self.source = source
-        self.lines = lines  # the raw lines, none of them empty
-        self.ts = ts
+    def __init__(self) -> None:
         self.first_num = 0  # 0: not numbered yet (every event's num is 0)
-        self.events: list[JsonLine] | None = None  # created on first sequence access
+        self.events: list[E] | None = None  # made on first sequence access
 
     def number(self, first: int) -> None:
-        """``evt.num`` of the first line (the engine numbers events, per source)."""
+        """``evt.num`` of the first event (the engine numbers events, per source)."""
         self.first_num = first
         for num, event in enumerate(self.events or (), first):
-            event.num = num
+            event.num = num  # type: ignore[attr-defined]
 
-    def _events(self) -> list[JsonLine]:
+    def _make_events(self) -> list[E]:
+        raise NotImplementedError
+
+    def _events(self) -> list[E]:
         if self.events is None:
-            source, ts = self.source, self.ts
-            self.events = [JsonLine(source, raw, ts) for raw in self.lines]
+            self.events = self._make_events()
             if self.first_num:
                 self.number(self.first_num)
         return self.events
 
-    def __len__(self) -> int:
-        return len(self.lines)
-
-    def __iter__(self) -> Iterator[JsonLine]:
+    def __iter__(self) -> Iterator[E]:
         return iter(self._events())
 
     @overload
-    def __getitem__(self, index: int) -> JsonLine: ...
+    def __getitem__(self, index: int) -> E: ...
 
     @overload
-    def __getitem__(self, index: slice) -> Sequence[JsonLine]: ...
+    def __getitem__(self, index: slice) -> Sequence[E]: ...
 
-    def __getitem__(self, index: int | slice) -> JsonLine | Sequence[JsonLine]:
+    def __getitem__(self, index: int | slice) -> E | Sequence[E]:
         return self._events()[index]
+
+
+class JsonLineBatch(LazyBatch[JsonLine]):
+    """A batch of JSON lines of one source, read at one time, that are events only on demand.
+
+    The rule index evaluates ``lines`` through one reused event object and creates a
+    ``JsonLine`` only for a line that a rule matched (``ruleset.index``): most lines never
+    become an object. Anything else that reads the batch as a sequence gets real ``JsonLine``
+    events, created once, numbered from ``first_num``; the index then evaluates those instead.
+    """
+
+    def __init__(self, source: str, lines: list[bytes], ts: int) -> None:
+        super().__init__()
+        self.source = source
+        self.lines = lines  # the raw lines, none of them empty
+        self.ts = ts
+
+    def _make_events(self) -> list[JsonLine]:
+        source, ts = self.source, self.ts
+        return [JsonLine(source, raw, ts) for raw in self.lines]
+
+    def __len__(self) -> int:
+        return len(self.lines)
 
 
 class SchemaEvent:

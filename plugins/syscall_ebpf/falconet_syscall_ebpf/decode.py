@@ -14,9 +14,10 @@ the batch as a sequence (an event parser, the engine's one-by-one fallback) gets
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator, Sequence
-from typing import Any, overload
+from collections.abc import Iterator
+from typing import Any
 
+from falconet.event import LazyBatch
 from falconet_syscall_ebpf.event import EVENT_NAMES, HEADERS, H, SyscallEvent
 
 __all__ = ["BUSY", "DISCARD", "FRAME_HEADER", "LEN_MASK", "RECORD_HEADER", "SyscallBatch",
@@ -88,23 +89,16 @@ def _event_class(source: str) -> type[SyscallEvent]:
 _CLASSES: dict[str, type[SyscallEvent]] = {}
 
 
-class SyscallBatch(Sequence[SyscallEvent]):
+class SyscallBatch(LazyBatch[SyscallEvent]):
     """The records at ``offsets`` in ``buf`` (see ``frame_offsets``), events on demand.
     ``buf`` is ``bytes``: slicing and decoding a ``memoryview`` costs twice as much."""
 
     def __init__(self, buf: bytes, offsets: list[int], *, boot_ns: int = 0,
                  source: str = "syscall") -> None:
+        super().__init__()
         self.rec = (buf, boot_ns)
         self.offsets = offsets
         self.cls = _event_class(source)
-        self.first_num = 0  # 0: not numbered (every event's num is 0)
-        self.events: list[SyscallEvent] | None = None
-
-    def number(self, first: int) -> None:
-        """``evt.num`` of the first record (the engine numbers events, per source)."""
-        self.first_num = first
-        for num, event in enumerate(self.events or (), first):
-            event.num = num
 
     def cursor(self) -> Iterator[SyscallEvent]:
         """One event object, moved to each record in turn (see the module docstring)."""
@@ -129,25 +123,11 @@ class SyscallBatch(Sequence[SyscallEvent]):
         """A real event for the cursor's current record."""
         return event if self.events is not None else event.copy()
 
-    def _events(self) -> list[SyscallEvent]:
-        if self.events is None:
-            self.events = [ev.copy() for ev in self.cursor()]
-        return self.events
+    def _make_events(self) -> list[SyscallEvent]:
+        return [ev.copy() for ev in self.cursor()]
 
     def __len__(self) -> int:
         return len(self.offsets)
-
-    def __iter__(self) -> Iterator[SyscallEvent]:
-        return iter(self._events())
-
-    @overload
-    def __getitem__(self, index: int) -> SyscallEvent: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[SyscallEvent]: ...
-
-    def __getitem__(self, index: int | slice) -> SyscallEvent | Sequence[SyscallEvent]:
-        return self._events()[index]
 
 
 def record_batches(buf: bytes, offsets: list[int], *, boot_ns: int = 0,
