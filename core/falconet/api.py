@@ -27,6 +27,8 @@ __all__ = [
     "Alert",
     "ArgKind",
     "EventBatch",
+    "EventInfo",
+    "EventParam",
     "EventParser",
     "EventSource",
     "FieldSpec",
@@ -127,6 +129,30 @@ class EventSource:
     plugin_id: int = 0
     #: True when ``open`` honours ``SourceContext.record_path`` (``falconet -w FILE``)
     can_record: bool = False
+    #: the event types it produces, for ``falconet --list-events``; None: not listed (plugin
+    #: sources have one event type each)
+    events: Callable[[], Sequence[EventInfo]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventParam:
+    """One parameter of an event type, named and typed as upstream's event table has it."""
+
+    name: str
+    #: upstream's type name: ``FD``, ``FSPATH``, ``FLAGS32``...
+    type: str
+    #: the names its flag bits or enum values render as (FLAGS*, ENUMFLAGS*, MODE types)
+    values: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class EventInfo:
+    """An event type a source produces (``evt.type``), as ``--list-events`` prints it."""
+
+    name: str
+    #: ``>``: written when the syscall is entered, ``<``: when it returns
+    direction: str
+    params: tuple[EventParam, ...] = ()
 
 
 @dataclass(frozen=True)

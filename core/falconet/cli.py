@@ -143,8 +143,12 @@ def _check_format(_ctx: click.Context, _param: click.Parameter, value: str | Non
            "and exit.")
 @_opt("Listings", "-N", "names_only", is_flag=True,
       help="With --list: print field names only.")
+@_opt("Listings", "--list-events", "list_events", is_flag=True,
+      help="List the event types the loaded sources produce (the syscall source: each syscall "
+           "its probe captures, with upstream's parameter names and types) and exit.")
 @_opt("Listings", "--format", "list_format", metavar="text|markdown|json",
-      callback=_check_format, help="With --list: output format (default text).")
+      callback=_check_format,
+      help="With --list or --list-events: output format (default text).")
 @_opt("Listings", "--markdown", "markdown", is_flag=True,
       help="DEPRECATED: use --format markdown.")
 @_opt("Listings", "--list-plugins", "list_plugins", is_flag=True,
@@ -186,7 +190,8 @@ def _check_format(_ctx: click.Context, _param: click.Parameter, value: str | Non
 def main(rules_files: tuple[str, ...], validate: tuple[str, ...],
          describe_all: bool, describe_rule: str | None, config_path: str | None,
          options: tuple[str, ...], support: bool, list_source: str | None, names_only: bool,
-         list_format: str | None, markdown: bool, list_plugins: bool, plugin_info: str | None,
+         list_events: bool, list_format: str | None, markdown: bool, list_plugins: bool,
+         plugin_info: str | None,
          show_version: bool, replay_path: str | None, record_path: str | None,
          replay_source: str | None, duration: float | None, since: str | None,
          until: str | None, dry_run: bool, unbuffered: bool,
@@ -206,7 +211,7 @@ def main(rules_files: tuple[str, ...], validate: tuple[str, ...],
         _print_version(json_output=False)
         return
     if not (show_version or plugin_info is not None or list_plugins or list_source is not None
-            or validate or describe_all or describe_rule or support):
+            or list_events or validate or describe_all or describe_rule or support):
         if enable_sources and disable_sources and replay_path is None:
             _fail("You can not mix --enable-source and --disable-source")
         record_source = None
@@ -236,6 +241,8 @@ def main(rules_files: tuple[str, ...], validate: tuple[str, ...],
         sys.exit(_run_list_plugins(config))
     if list_source is not None:
         sys.exit(_run_list_fields(config, list_source, names_only, list_format or "text"))
+    if list_events:
+        sys.exit(_run_list_events(config, list_format or "text"))
     if validate:
         sys.exit(_run_validate(config, list(validate), describe_all, describe_rule))
     if describe_all or describe_rule:
@@ -325,6 +332,16 @@ def _run_list_fields(config: Config, source: str, names_only: bool, fmt: str) ->
         listing.print_fields_rich(classes, console)
     else:
         click.echo(listing.fields_as_text(classes), nl=False)
+    return EXIT_OK
+
+
+def _run_list_events(config: Config, fmt: str) -> int:
+    from falconet.event_list import RENDERERS
+
+    sources = [(name, loaded.source.events())
+               for name, loaded in sorted(_plugin_set(config).sources.items())
+               if loaded.source.events is not None]
+    click.echo(RENDERERS[fmt](sources), nl=False)
     return EXIT_OK
 
 

@@ -1,14 +1,18 @@
 """The event table and the field table against upstream's (read from ../shared): every event the
-probe emits has upstream's parameters, names and types in upstream's order, and every field this
-source extracts has upstream's type and argument kind, so rules validate as before."""
+probe emits has upstream's parameters, names and types in upstream's order (also as
+``falconet --list-events`` prints them), and every field this source extracts has upstream's
+type and argument kind, so rules validate as before."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from falconet.cli import main
 from falconet.fields import schema_registry
 from falconet_syscall_ebpf.fields import syscall_field_table
 from falconet_syscall_ebpf.syscalls import BY_NAME, EVENTS
@@ -69,3 +73,37 @@ def test_extracted_fields_keep_upstreams_types_and_arguments() -> None:
             up.type, up.is_list, up.rhs_allowed, up.transformer_allowed), spec.name
         if up.arg.value != "none":
             assert spec.arg == up.arg, spec.name
+
+
+def list_events(fmt: str) -> str:
+    result = CliRunner().invoke(main, ["--list-events", "--format", fmt], prog_name="falconet")
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@needs_shared
+def test_list_events_prints_upstreams_table_for_what_the_probe_captures() -> None:
+    """``falconet --list-events --format markdown``: upstream's table shape, one row per event
+    the probe captures, each row (direction, name, parameter types and names) as upstream's."""
+    lines = list_events("markdown").splitlines()
+    assert lines[:4] == ["## Syscall events", "", "Default | Dir | Name | Params ",
+                         ":-------|:----|:-----|:-----"]
+    rows = [m for line in lines if (m := _ROW.match(line))]
+    assert [(m.group(2), m.group(1)) for m in rows] == [(d.name, d.dir) for d in EVENTS]
+    upstream = upstream_events()
+    for m in rows:
+        assert _PARAM.findall(m.group(3)) == upstream[(m.group(2), m.group(1))], m.group(0)
+    openat = next(m.group(0) for m in rows if m.group(2) == "openat")
+    assert "FLAGS32 **flags**: *O_LARGEFILE*, " in openat and "*O_RDONLY*" in openat
+
+
+def test_list_events_text_and_json() -> None:
+    text = list_events("text").splitlines()
+    assert text[:2] == ["Syscall events:", ""]
+    assert "< close(ERRNO res, FD fd)" in text
+    assert len([line for line in text if line[:2] in ("< ", "> ")]) == len(EVENTS)
+    doc = json.loads(list_events("json"))
+    close = next(e for e in doc["events"] if e["name"] == "close")
+    assert close == {"source": "syscall", "name": "close", "dir": "<", "params": [
+        {"name": "res", "type": "ERRNO", "values": []},
+        {"name": "fd", "type": "FD", "values": []}]}

@@ -27,7 +27,8 @@ import socket
 import struct
 from collections.abc import Callable
 
-__all__ = ["FLAG_TABLES", "STRING_TYPES", "decode_value", "errno_name", "render"]
+__all__ = ["FLAG_TABLES", "STRING_TYPES", "decode_value", "errno_name", "render",
+           "value_names"]
 
 _I64 = struct.Struct("<q").unpack_from
 _U64 = struct.Struct("<Q").unpack_from
@@ -183,6 +184,16 @@ def _flags(table: str, value: int) -> str:
         elif value & bit == bit:
             names.append(name)
     return "|".join(names)
+
+
+def value_names(table: str) -> tuple[str, ...]:
+    """The names a flag or enum table renders (``--list-events``), in upstream's order."""
+    if table in FLAG_TABLES:
+        names: list[str] = []
+        for name, bit in FLAG_TABLES[table]:
+            names += ("O_RDWR", "O_WRONLY", "O_RDONLY") if bit == _ACCMODE else (name,)
+        return tuple(names)
+    return tuple(ENUM_TABLES.get(table, {}).values())
 
 
 def _sockaddr(raw: bytes) -> str:

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-from falconet.api import EventSource, FieldTable, Plugin, SourceContext
+from falconet.api import EventInfo, EventParam, EventSource, FieldTable, Plugin, SourceContext
 from falconet.hookspecs import hookimpl
 from falconet_syscall_ebpf import __version__
 from falconet_syscall_ebpf.fields import SOURCE, syscall_field_table
@@ -38,6 +38,14 @@ def _tables() -> list[FieldTable]:
     return [syscall_field_table()]
 
 
+def _events() -> list[EventInfo]:
+    from falconet_syscall_ebpf.params import value_names
+    from falconet_syscall_ebpf.syscalls import EVENTS
+
+    return [EventInfo(d.name, d.dir, tuple(EventParam(p.name, p.type, value_names(p.table))
+                                           for p in d.params)) for d in EVENTS]
+
+
 def syscall_plugin() -> Plugin:
     return Plugin(
         name=PLUGIN_NAME,
@@ -47,7 +55,7 @@ def syscall_plugin() -> Plugin:
         contact="github.com/falconet",
         init_schema={"type": "object", "additionalProperties": False, "properties": {}},
         source=EventSource(name=SOURCE, open=_open, replay=_replay, json_payload=False,
-                           can_record=True),
+                           can_record=True, events=_events),
         fields=_tables,
     )
 
