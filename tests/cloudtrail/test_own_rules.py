@@ -11,12 +11,10 @@ to its record by the event ID every rule prints.
 
 from __future__ import annotations
 
-import copy
 import gzip
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +22,19 @@ import orjson
 import pytest
 import yaml
 
+from tests.own_rules import (
+    REPO,
+    build_document,
+    case_id,
+    check_alerts,
+    check_catch_and_near_miss,
+    check_loads_beside,
+    check_triage_shape,
+    check_validates_without_warnings,
+)
+
 from .helpers import UPSTREAM_RULES, parse_alerts, write_config
 
-REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "rules" / "aws_cloudtrail_rules.yaml"
 DATA = Path(__file__).resolve().parent / "data"
 CASES_FILE = DATA / "own_rules_cases.yaml"
@@ -37,32 +45,13 @@ RULE_DOCS = [d for d in yaml.safe_load(RULES.read_text()) if "rule" in d]
 RULE_NAMES = [d["rule"] for d in RULE_DOCS]
 
 
-def merge(base: Any, override: Any) -> Any:
-    """Deep merge: mappings key by key, anything else replaces; a None value removes the key
-    (only where it overrides an existing mapping key; elsewhere it stays JSON null)."""
-    if not (isinstance(base, dict) and isinstance(override, dict)):
-        return copy.deepcopy(override)
-    out = copy.deepcopy(base)
-    for key, value in override.items():
-        if value is None and key in out:
-            del out[key]
-        elif key in out:
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
 def event_id(case: Mapping[str, Any]) -> str:
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"falconet-test:{case['id']}"))
+    return case_id(case)
 
 
 def build_record(case: Mapping[str, Any]) -> dict[str, Any]:
     """The CloudTrail record of a case: defaults <- template <- record, plus its eventID."""
-    doc = merge(TABLE["defaults"], TABLE["templates"].get(case.get("template"), {}))
-    doc = merge(doc, case.get("record") or {})
-    doc["eventID"] = event_id(case)
-    return doc
+    return build_document(TABLE, case, "record", "eventID")
 
 
 def replay(records: list[dict[str, Any]], rules: list[Path], tmp: Path
@@ -101,15 +90,8 @@ def fired(tmp_path_factory: pytest.TempPathFactory) -> Fired:
 
 @pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
 def test_case_raises_exactly_its_alerts(case: dict[str, Any], fired: Fired) -> None:
-    alerts = fired[case.get("run")][event_id(case)]
-    assert sorted(a["rule"] for a in alerts) == sorted(case["alerts"])
-    for alert in alerts:
-        assert alert["source"] == "aws_cloudtrail"
-        assert alert["output_fields"]["ct.id"] == event_id(case)
-    if "output" in case:
-        [alert] = alerts
-        expected = " ".join(case["output"].split()).replace("${eventID}", event_id(case))
-        assert alert["output"].split(": ", 1)[1] == expected
+    check_alerts(case, fired[case.get("run")][event_id(case)], "aws_cloudtrail", "ct.id",
+                 "${eventID}")
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.get("run")],
@@ -119,38 +101,18 @@ def test_tuned_cases_alert_without_the_tuning(case: dict[str, Any], fired: Fired
 
 
 def test_every_rule_has_a_catch_and_a_near_miss() -> None:
-    for name in RULE_NAMES:
-        about = [c for c in CASES if c["rule"] == name]
-        assert any(name in c["alerts"] for c in about), f"no record raises {name!r}"
-        assert any(name not in c["alerts"] for c in about), f"no near miss for {name!r}"
-    assert {c["rule"] for c in CASES} == set(RULE_NAMES)
-    assert len({c["id"] for c in CASES}) == len(CASES)
+    check_catch_and_near_miss(CASES, RULE_NAMES)
 
 
 def test_every_rule_is_shaped_for_triage() -> None:
-    """Source, priority, MITRE tags, and an output ending with the event ID."""
     assert len(RULE_DOCS) >= 30
     for doc in RULE_DOCS:
-        assert doc["source"] == "aws_cloudtrail", doc["rule"]
         assert doc["rule"].startswith("AWS "), doc["rule"]
-        assert doc["priority"] in ("CRITICAL", "WARNING", "NOTICE", "INFO"), doc["rule"]
-        tags = doc["tags"]
-        assert tags[0] == "aws" and any(t.startswith("mitre_") for t in tags), doc["rule"]
-        assert any(t[0] == "T" and t[1:5].isdigit() for t in tags), doc["rule"]
-        assert " ".join(doc["output"].split()).endswith(" event_id=%ct.id)"), doc["rule"]
-        assert doc["desc"].strip(), doc["rule"]
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "falconet.cli", *args], capture_output=True,
-                          text=True, timeout=120, cwd=REPO)
+    check_triage_shape(RULE_DOCS, "aws_cloudtrail", "aws", " event_id=%ct.id)")
 
 
 def test_rules_file_validates_without_warnings() -> None:
-    proc = run_cli("-V", "rules/aws_cloudtrail_rules.yaml")
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout == "rules/aws_cloudtrail_rules.yaml: Ok\n"
-    assert "warning" not in proc.stderr.lower()
+    check_validates_without_warnings("rules/aws_cloudtrail_rules.yaml")
 
 
 def test_the_rules_file_requires_the_plugins() -> None:
@@ -160,23 +122,7 @@ def test_the_rules_file_requires_the_plugins() -> None:
                         {"name": "json", "version": "0.7.0"}]
 
 
-def names(docs: list[dict[str, Any]]) -> Iterator[str]:
-    for doc in docs:
-        for kind in ("rule", "macro", "list"):
-            if kind in doc:
-                yield f"{kind}:{doc[kind]}"
-
-
 @pytest.mark.skipif(not UPSTREAM_RULES.is_file(),
                     reason=f"upstream rules not found at {UPSTREAM_RULES} (shared/ is absent)")
 def test_loads_beside_upstreams_aws_rules() -> None:
-    """No rule, macro or list of ours replaces one of upstream's, and both files load together
-    without a warning."""
-    ours = set(names(yaml.safe_load(RULES.read_text())))
-    theirs = set(names(yaml.safe_load(UPSTREAM_RULES.read_text())))
-    assert not ours & theirs
-    proc = run_cli("-V", str(UPSTREAM_RULES), "-V", "rules/aws_cloudtrail_rules.yaml")
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines() == [f"{UPSTREAM_RULES}: Ok",
-                                        "rules/aws_cloudtrail_rules.yaml: Ok"]
-    assert "warning" not in proc.stderr.lower()
+    check_loads_beside(UPSTREAM_RULES, "rules/aws_cloudtrail_rules.yaml")

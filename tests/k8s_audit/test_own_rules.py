@@ -10,11 +10,9 @@ every rule prints, so "exactly these rules fire" is checked per event.
 
 from __future__ import annotations
 
-import copy
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +20,19 @@ import orjson
 import pytest
 import yaml
 
+from tests.own_rules import (
+    REPO,
+    build_document,
+    case_id,
+    check_alerts,
+    check_catch_and_near_miss,
+    check_loads_beside,
+    check_triage_shape,
+    check_validates_without_warnings,
+)
+
 from .upstream_cases import UPSTREAM_RULES, parse_alerts, write_config
 
-REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "rules" / "k8s_audit_rules.yaml"
 DATA = Path(__file__).resolve().parent / "data"
 CASES_FILE = DATA / "own_rules_cases.yaml"
@@ -35,32 +43,13 @@ RULE_DOCS = [d for d in yaml.safe_load(RULES.read_text()) if "rule" in d]
 RULE_NAMES = [d["rule"] for d in RULE_DOCS]
 
 
-def merge(base: Any, override: Any) -> Any:
-    """Deep merge: mappings key by key, anything else replaces; a None value removes the key
-    (only where it overrides an existing mapping key; inside new subtrees it stays JSON null)."""
-    if not (isinstance(base, dict) and isinstance(override, dict)):
-        return copy.deepcopy(override)
-    out = copy.deepcopy(base)
-    for key, value in override.items():
-        if value is None and key in out:
-            del out[key]
-        elif key in out:
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
 def audit_id(case: Mapping[str, Any]) -> str:
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"falconet-test:{case['id']}"))
+    return case_id(case)
 
 
 def build_event(case: Mapping[str, Any]) -> dict[str, Any]:
     """The audit Event of a case: defaults <- template <- event, plus its auditID."""
-    doc = merge(TABLE["defaults"], TABLE["templates"].get(case.get("template"), {}))
-    doc = merge(doc, case.get("event") or {})
-    doc["auditID"] = audit_id(case)
-    return doc
+    return build_document(TABLE, case, "event", "auditID")
 
 
 def replay(events: list[dict[str, Any]], rules: list[Path], tmp: Path
@@ -93,48 +82,19 @@ def fired(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[str, 
 @pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
 def test_case_raises_exactly_its_alerts(case: dict[str, Any],
                                         fired: dict[str, list[dict[str, Any]]]) -> None:
-    alerts = fired[audit_id(case)]
-    assert sorted(a["rule"] for a in alerts) == sorted(case["alerts"])
-    for alert in alerts:
-        assert alert["source"] == "k8s_audit"
-        assert alert["output_fields"]["ka.auditid"] == audit_id(case)
-    if "output" in case:
-        [alert] = alerts
-        expected = " ".join(case["output"].split()).replace("${auditID}", audit_id(case))
-        assert alert["output"].split(": ", 1)[1] == expected
+    check_alerts(case, fired[audit_id(case)], "k8s_audit", "ka.auditid", "${auditID}")
 
 
 def test_every_rule_has_a_catch_and_a_near_miss() -> None:
-    for name in RULE_NAMES:
-        about = [c for c in CASES if c["rule"] == name]
-        assert any(name in c["alerts"] for c in about), f"no event raises {name!r}"
-        assert any(name not in c["alerts"] for c in about), f"no near miss for {name!r}"
-    assert {c["rule"] for c in CASES} == set(RULE_NAMES)
-    assert len({c["id"] for c in CASES}) == len(CASES)
+    check_catch_and_near_miss(CASES, RULE_NAMES)
 
 
 def test_every_rule_is_shaped_for_triage() -> None:
-    """Source, priority, MITRE tags, and an output ending with the audit ID."""
-    for doc in RULE_DOCS:
-        assert doc["source"] == "k8s_audit", doc["rule"]
-        assert doc["priority"] in ("CRITICAL", "WARNING", "NOTICE", "INFO"), doc["rule"]
-        tags = doc["tags"]
-        assert tags[0] == "k8s" and any(t.startswith("mitre_") for t in tags), doc["rule"]
-        assert any(t[0] == "T" and t[1:5].isdigit() for t in tags), doc["rule"]
-        assert " ".join(doc["output"].split()).endswith(" audit_id=%ka.auditid)"), doc["rule"]
-        assert doc["desc"].strip(), doc["rule"]
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "falconet.cli", *args], capture_output=True,
-                          text=True, timeout=120, cwd=REPO)
+    check_triage_shape(RULE_DOCS, "k8s_audit", "k8s", " audit_id=%ka.auditid)")
 
 
 def test_rules_file_validates_without_warnings() -> None:
-    proc = run_cli("-V", "rules/k8s_audit_rules.yaml")
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout == "rules/k8s_audit_rules.yaml: Ok\n"
-    assert "warning" not in proc.stderr.lower()
+    check_validates_without_warnings("rules/k8s_audit_rules.yaml")
 
 
 def test_the_disabled_rules_are_the_two_allow_lists() -> None:
@@ -144,23 +104,7 @@ def test_the_disabled_rules_are_the_two_allow_lists() -> None:
     ]
 
 
-def names(docs: list[dict[str, Any]]) -> Iterator[str]:
-    for doc in docs:
-        for kind in ("rule", "macro", "list"):
-            if kind in doc:
-                yield f"{kind}:{doc[kind]}"
-
-
 @pytest.mark.skipif(not UPSTREAM_RULES.is_file(),
                     reason=f"upstream rules not found at {UPSTREAM_RULES} (shared/ is absent)")
 def test_loads_beside_upstreams_k8s_audit_rules() -> None:
-    """No rule, macro or list of ours replaces one of upstream's, and both files load together
-    without a warning."""
-    ours = set(names(yaml.safe_load(RULES.read_text())))
-    theirs = set(names(yaml.safe_load(UPSTREAM_RULES.read_text())))
-    assert not ours & theirs
-    proc = run_cli("-V", str(UPSTREAM_RULES), "-V", "rules/k8s_audit_rules.yaml")
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines() == [f"{UPSTREAM_RULES}: Ok",
-                                        "rules/k8s_audit_rules.yaml: Ok"]
-    assert "warning" not in proc.stderr.lower()
+    check_loads_beside(UPSTREAM_RULES, "rules/k8s_audit_rules.yaml")
