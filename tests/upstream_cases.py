@@ -15,9 +15,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+import pytest
 import yaml
 
+from falconet.cli import main
 from falconet.ruleset.model import Priority
+
+#: what follows a source's ``plugins:`` block in a replay's falco.yaml: JSON alerts on stdout,
+#: nothing else started (``replay_config``)
+_REPLAY_SETTINGS = """\
+rules_files: []
+json_output: true
+json_include_output_property: true
+json_include_tags_property: true
+stdout_output: {enabled: true}
+syslog_output: {enabled: false}
+file_output: {enabled: false}
+webserver: {enabled: false}
+watch_config_files: false
+config_files: []
+"""
 
 _KEYS = {"id", "trace", "rules", "expect", "expect_none", "expect_exit_nonzero",
          "min_priority_seen", "stderr_contains"}
@@ -93,3 +111,35 @@ def check_run(case: Case, exit_code: int, alerts: Sequence[Mapping[str, Any]],
     if problems:
         raise AssertionError(f"case {case.id}: " + "; ".join(problems)
                              + f"\nalerts: {dict(counts)}\nlog output:\n{stderr}")
+
+
+def replay_config(plugins: str) -> str:
+    """A replay's falco.yaml: ``plugins`` (the ``plugins:`` and ``load_plugins:`` lines of the
+    source under test), then JSON alerts on stdout and nothing else started."""
+    return plugins + _REPLAY_SETTINGS
+
+
+def rules_args(case: Case) -> list[str]:
+    """``-r FILE`` for each rules file of the case, in its order."""
+    return [arg for rules in case.rules for arg in ("-r", str(rules))]
+
+
+def replay_args(case: Case, config: Path, source: str) -> list[str]:
+    """The ``falconet`` arguments (no program name) replaying the case's trace."""
+    return ["-c", str(config), *rules_args(case), "--source", source, "-e", str(case.trace)]
+
+
+def parse_alerts(stdout: str) -> list[dict[str, Any]]:
+    """The JSON alerts among stdout's lines (the end-of-run summary is plain text)."""
+    return [orjson.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+
+
+def run_in_process(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """``falconet ARGS`` in-process: (exit code, stdout, stderr)."""
+    try:
+        main.main(args, prog_name="falconet", standalone_mode=False)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -12,6 +12,8 @@ from falconet.api import SourceContext
 from falconet.event import JsonEvent
 from falconet_cloudtrail import cloudtrail_field_table
 from tests.outputs.helpers import RecordingLog as RecordingLog  # shared with output tests
+from tests.upstream_cases import parse_alerts as parse_alerts
+from tests.upstream_cases import replay_config
 
 TABLE = cloudtrail_field_table()
 SHARED = Path(__file__).resolve().parents[3] / "shared"
@@ -85,7 +87,7 @@ def source_context(open_params: str = "", init_config: dict[str, Any] | None = N
 
 
 #: falco.yaml for a replay: upstream's two plugins, JSON alerts on stdout, nothing else started
-FALCO_YAML = """\
+FALCO_YAML = replay_config("""\
 plugins:
   - name: cloudtrail
     library_path: libcloudtrail.so
@@ -94,17 +96,7 @@ plugins:
   - name: json
     library_path: libjson.so
 load_plugins: [cloudtrail, json]
-rules_files: []
-json_output: true
-json_include_output_property: true
-json_include_tags_property: true
-stdout_output: {enabled: true}
-syslog_output: {enabled: false}
-file_output: {enabled: false}
-webserver: {enabled: false}
-watch_config_files: false
-config_files: []
-"""
+""")
 
 
 def write_config(directory: Path, text: str = FALCO_YAML) -> Path:
@@ -112,8 +104,3 @@ def write_config(directory: Path, text: str = FALCO_YAML) -> Path:
     path = directory / "falco.yaml"
     path.write_text(text)
     return path
-
-
-def parse_alerts(stdout: str) -> list[dict[str, Any]]:
-    """The JSON alerts among stdout's lines (the end-of-run summary is plain text)."""
-    return [orjson.loads(line) for line in stdout.splitlines() if line.startswith("{")]

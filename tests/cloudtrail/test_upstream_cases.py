@@ -18,8 +18,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from falconet.cli import main
 from falconet.ruleset.model import Priority
+from tests.upstream_cases import run_in_process
 
 from .helpers import UPSTREAM_RULES, log_file, record
 from .upstream_cases import (
@@ -39,21 +39,10 @@ pytestmark = pytest.mark.skipif(not available(), reason=SKIP_REASON)
 CASES = load_cases() if available() else []
 
 
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """``falconet ARGS`` in-process: (exit code, stdout, stderr)."""
-    try:
-        main.main(args, prog_name="falconet", standalone_mode=False)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_case_gives_upstreams_result(case: Case, tmp_path: Path,
                                      capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run_cli(replay_args(case, write_config(tmp_path)), capsys)
+    code, out, err = run_in_process(replay_args(case, write_config(tmp_path)), capsys)
     check_run(case, code, parse_alerts(out), err)
 
 
@@ -68,7 +57,7 @@ def test_the_table_is_the_whole_file() -> None:
 
 def test_the_big_event_alert_in_full(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     case = next(c for c in CASES if c.id == "detect_create_instance_bigevent")
-    code, out, err = run_cli(replay_args(case, write_config(tmp_path)), capsys)
+    code, out, err = run_in_process(replay_args(case, write_config(tmp_path)), capsys)
     assert code == 0, err
     [alert] = parse_alerts(out)
     assert alert["output"] == (
@@ -79,8 +68,8 @@ def test_the_big_event_alert_in_full(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 
 def test_upstream_rules_validate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run_cli(["-c", str(write_config(tmp_path)), "-o", "json_output=false",
-                              "-V", str(UPSTREAM_RULES)], capsys)
+    code, out, err = run_in_process(["-c", str(write_config(tmp_path)), "-o",
+                                     "json_output=false", "-V", str(UPSTREAM_RULES)], capsys)
     assert code == 0, err
     assert out == f"{UPSTREAM_RULES}: Ok\n"
     assert "warning" not in err.lower()
@@ -102,9 +91,10 @@ def test_upstream_rules_raise_their_alerts(tmp_path: Path,
                                record("CreateUser", requestParameters={"userName": "eve"}),
                                record("StopLogging", requestParameters={"name": "main"}),
                                record("DescribeInstances")))
-    code, out, err = run_cli(["-c", str(write_config(tmp_path)), "-r", str(UPSTREAM_RULES),
-                              "-o", "rule_matching=all", "--source", "aws_cloudtrail",
-                              "-e", str(trail.parent)], capsys)
+    code, out, err = run_in_process(["-c", str(write_config(tmp_path)), "-r",
+                                     str(UPSTREAM_RULES), "-o", "rule_matching=all",
+                                     "--source", "aws_cloudtrail", "-e", str(trail.parent)],
+                                    capsys)
     assert code == 0, err
     assert [(a["rule"], a["priority"]) for a in parse_alerts(out)] == [
         ("Console Login Without MFA", "Critical"),

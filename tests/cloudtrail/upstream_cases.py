@@ -39,8 +39,7 @@ def load_cases(path: Path = CASES_FILE) -> list[Case]:
 
 def replay_args(case: Case, config: Path) -> list[str]:
     """The ``falconet`` arguments (no program name) replaying the case's trace."""
-    rules = [arg for path in case.rules for arg in ("-r", str(path))]
-    return ["-c", str(config), *rules, "--source", "aws_cloudtrail", "-e", str(case.trace)]
+    return shared_cases.replay_args(case, config, "aws_cloudtrail")
 
 
 def check_run(case: Case, exit_code: int, alerts: Sequence[Mapping[str, Any]],

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from falconet.cli import main
 from falconet.ruleset.model import Priority
+from tests.upstream_cases import run_in_process
 
 from .upstream_cases import (
     CASES_FILE,
@@ -39,21 +39,10 @@ pytestmark = pytest.mark.skipif(not available(), reason=SKIP_REASON)
 CASES = load_cases() if available() else []
 
 
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """``falconet ARGS`` in-process: (exit code, stdout, stderr)."""
-    try:
-        main.main(args, prog_name="falconet", standalone_mode=False)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_case_gives_upstreams_alerts(case: Case, tmp_path: Path,
                                      capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run_cli(replay_args(case, write_config(tmp_path)), capsys)
+    code, out, err = run_in_process(replay_args(case, write_config(tmp_path)), capsys)
     assert code == 0, err
     check_alerts(case, parse_alerts(out), err)
 

@@ -16,8 +16,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from tests import upstream_cases as shared_cases
 from tests.upstream_cases import Case as Case
 from tests.upstream_cases import check_run
@@ -30,7 +28,7 @@ UPSTREAM_RULES = SHARED / "upstream" / "rules" / "k8s_audit_rules.yaml"
 SKIP_REASON = f"upstream k8s audit cases not found at {CASES_FILE} (shared/ is not beside main)"
 
 #: falco.yaml for a replay: upstream's two plugins, JSON alerts on stdout, nothing else started
-FALCO_YAML = """\
+FALCO_YAML = shared_cases.replay_config("""\
 plugins:
   - name: k8saudit
     library_path: libk8saudit.so
@@ -38,17 +36,7 @@ plugins:
   - name: json
     library_path: libjson.so
 load_plugins: [k8saudit, json]
-rules_files: []
-json_output: true
-json_include_output_property: true
-json_include_tags_property: true
-stdout_output: {enabled: true}
-syslog_output: {enabled: false}
-file_output: {enabled: false}
-webserver: {enabled: false}
-watch_config_files: false
-config_files: []
-"""
+""")
 
 
 def available() -> bool:
@@ -61,9 +49,8 @@ def load_cases(path: Path = CASES_FILE) -> list[Case]:
     return shared_cases.load_cases(path, UPSTREAM_RULES)
 
 
-def case_rules_args(case: Case) -> list[str]:
-    """``-r FILE`` for each rules file of the case, in its order."""
-    return [arg for rules in case.rules for arg in ("-r", str(rules))]
+case_rules_args = shared_cases.rules_args
+parse_alerts = shared_cases.parse_alerts
 
 
 def write_config(directory: Path) -> Path:
@@ -75,13 +62,7 @@ def write_config(directory: Path) -> Path:
 
 def replay_args(case: Case, config: Path) -> list[str]:
     """The ``falconet`` arguments (no program name) replaying the case's trace."""
-    return ["-c", str(config), *case_rules_args(case), "--source", "k8s_audit",
-            "-e", str(case.trace)]
-
-
-def parse_alerts(stdout: str) -> list[dict[str, Any]]:
-    """The JSON alerts among stdout's lines (the end-of-run summary is plain text)."""
-    return [orjson.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+    return shared_cases.replay_args(case, config, "k8s_audit")
 
 
 def check_alerts(case: Case, alerts: Sequence[Mapping[str, Any]], stderr: str = "") -> None:
