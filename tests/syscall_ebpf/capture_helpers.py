@@ -2,7 +2,7 @@
 child process (with a name of its own, so rules can single it out from everything else the
 machine does) runs a few lines of Python; ``replay`` runs ``falconet -e`` on the result.
 
-Needs root and the built probe: ``skip_reason()`` says why not, for ``pytest.mark.skipif``.
+Needs root and the built probe: tests carry the ``needs_probe`` mark, which says why not.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .live_helpers import skip_reason as skip_reason  # one check for every live test
+from .live_helpers import needs_probe as needs_probe  # one check for every live test
 
 REPO = Path(__file__).resolve().parents[2]
 #: falco.yaml overrides for test runs: no webserver port, no file watching, times in UTC

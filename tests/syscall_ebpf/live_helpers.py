@@ -19,6 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 #: falco.yaml overrides for test runs: no webserver port, no file watching
 QUIET = ("-o", "webserver.enabled=false", "-o", "watch_config_files=false")
@@ -51,6 +53,11 @@ def skip_reason() -> str | None:
     except ProbeUnavailable as exc:
         return f"the eBPF probe cannot run here: {exc}"
     return None
+
+
+_SKIP = skip_reason()
+#: the mark of every test that loads the probe: skipped, saying why, where it cannot run
+needs_probe = pytest.mark.skipif(_SKIP is not None, reason=_SKIP or "")
 
 
 def free_port() -> int:

@@ -20,12 +20,10 @@ from tests.syscall_ebpf.live_helpers import (
     child_name,
     finish_child,
     go,
-    skip_reason,
+    needs_probe,
     start_child,
 )
 
-_SKIP = skip_reason()
-live = pytest.mark.skipif(_SKIP is not None, reason=_SKIP or "")
 TOOLS = ("clang", "bpftool", "llvm-strip")
 
 
@@ -49,7 +47,7 @@ def test_a_missing_tool_is_named_with_its_package(monkeypatch: pytest.MonkeyPatc
     assert build.main(["--force", "-o", str(tmp_path / "x.o")]) == 1
 
 
-@live
+@needs_probe
 def test_a_fresh_build_loads_and_captures(tmp_path: Path) -> None:
     if any(shutil.which(t) is None and shutil.which(t, path="/usr/sbin") is None
            for t in TOOLS):
@@ -75,7 +73,7 @@ for _ in range(150_000):
 """
 
 
-@live
+@needs_probe
 def test_a_full_ring_buffer_is_counted_and_logged(tmp_path: Path) -> None:
     from falconet_syscall_ebpf.live import DropMonitor, LiveCapture
 
@@ -109,7 +107,7 @@ def test_a_full_ring_buffer_is_counted_and_logged(tmp_path: Path) -> None:
     assert sum(ctx.counters.cpu_events) > 0
 
 
-@live
+@needs_probe
 def test_nothing_is_lost_once_the_ring_buffer_has_wrapped_around(tmp_path: Path) -> None:
     """300,000 records (about 30 MB) pass through the 8 MiB ring buffer while it is read: every
     open arrives and the kernel loses nothing. (The consumer position was once written byte by

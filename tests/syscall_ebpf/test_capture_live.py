@@ -20,13 +20,12 @@ from tests.syscall_ebpf.capture_helpers import (
     alert_lines,
     child_name,
     falconet,
+    needs_probe,
     record,
     replay,
-    skip_reason,
 )
 
-_SKIP = skip_reason()
-pytestmark = pytest.mark.skipif(_SKIP is not None, reason=_SKIP or "")
+pytestmark = needs_probe
 
 ACTION = """\
 fd = os.open("/etc/shadow", os.O_RDONLY)

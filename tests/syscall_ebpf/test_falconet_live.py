@@ -13,8 +13,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-import pytest
-
 from tests.syscall_ebpf.live_helpers import (
     DEADLINE_S,
     REPO,
@@ -22,12 +20,11 @@ from tests.syscall_ebpf.live_helpers import (
     finish_child,
     free_port,
     go,
-    skip_reason,
+    needs_probe,
     start_child,
 )
 
-_SKIP = skip_reason()
-pytestmark = pytest.mark.skipif(_SKIP is not None, reason=_SKIP or "")
+pytestmark = needs_probe
 
 RULES = """\
 - rule: Shadow opened

@@ -17,12 +17,11 @@ from tests.syscall_ebpf.live_helpers import (
     child_name,
     finish_child,
     go,
-    skip_reason,
+    needs_probe,
     start_child,
 )
 
-_SKIP = skip_reason()
-pytestmark = pytest.mark.skipif(_SKIP is not None, reason=_SKIP or "")
+pytestmark = needs_probe
 
 ACTION = """\
 fd = os.open("/etc/shadow", os.O_RDONLY)

@@ -11,8 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from falconet.app import build_rules, rule_infos
 from falconet.config import load_config
 from falconet.plugins import load_plugins
@@ -31,12 +29,9 @@ from tests.syscall_ebpf.live_helpers import (
     finish_child,
     free_port,
     go,
-    skip_reason,
+    needs_probe,
     start_child,
 )
-
-_SKIP = skip_reason()
-live = pytest.mark.skipif(_SKIP is not None, reason=_SKIP or "")
 
 MKDIRS = 200
 OPENS = 20
@@ -79,7 +74,7 @@ def _capture(event_types: set[str], tmp: Path) -> tuple[list[object], int, int, 
     return events, total, emitted, name
 
 
-@live
+@needs_probe
 def test_rules_on_openat_only_keep_every_mkdir_in_the_kernel(tmp_path: Path) -> None:
     events, total, emitted, name = _capture({"openat"}, tmp_path)
     kinds = {ev.evt_type for ev in events}  # type: ignore[attr-defined]
@@ -93,7 +88,7 @@ def test_rules_on_openat_only_keep_every_mkdir_in_the_kernel(tmp_path: Path) -> 
     assert len(list(tmp_path.iterdir())) == MKDIRS  # the child did make them
 
 
-@live
+@needs_probe
 def test_a_rule_on_mkdir_lets_them_out(tmp_path: Path) -> None:
     events, _total, _emitted, name = _capture({"mkdir", "mkdirat"}, tmp_path)
     made = [ev for ev in events if ev.comm == name  # type: ignore[attr-defined]
@@ -133,7 +128,7 @@ def test_the_selection_comes_from_the_loaded_rules(tmp_path: Path) -> None:
     assert kernel_events(None) == SUPPORTED
 
 
-@live
+@needs_probe
 def test_a_reload_turns_mkdir_on_in_the_kernel(tmp_path: Path) -> None:
     name = child_name()
     rules = tmp_path / "rules.yaml"
