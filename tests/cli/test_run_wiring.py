@@ -10,30 +10,17 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 import falconet.app
 import falconet.plugins
 from falconet.api import EventBatch, EventSource, Plugin, SourceContext
 from falconet.app import RunOptions
-from falconet.cli import main
+from tests.cli.run_helpers import captured_runs, invoke
 
 
 @pytest.fixture
 def captured(monkeypatch: pytest.MonkeyPatch) -> list[RunOptions]:
-    seen: list[RunOptions] = []
-
-    def run(options: RunOptions) -> int:
-        seen.append(options)
-        return 0
-
-    monkeypatch.setattr(falconet.app, "run", run)
-    return seen
-
-
-def invoke(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(main, list(args), prog_name="falconet")
-    return result.exit_code, result.output
+    return captured_runs(monkeypatch)
 
 
 def test_flags_map_to_run_options(captured: list[RunOptions]) -> None:

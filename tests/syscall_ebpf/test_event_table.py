@@ -10,12 +10,11 @@ import re
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from falconet.cli import main
 from falconet.fields import schema_registry
 from falconet_syscall_ebpf.fields import syscall_field_table
 from falconet_syscall_ebpf.syscalls import BY_NAME, EVENTS
+from tests.cli.run_helpers import invoke
 
 SHARED = Path(__file__).resolve().parents[3] / "shared"
 EVENTS_MD = SHARED / "upstream" / "fields" / "supported-events.md"
@@ -76,9 +75,9 @@ def test_extracted_fields_keep_upstreams_types_and_arguments() -> None:
 
 
 def list_events(fmt: str) -> str:
-    result = CliRunner().invoke(main, ["--list-events", "--format", fmt], prog_name="falconet")
-    assert result.exit_code == 0, result.output
-    return result.output
+    code, output = invoke("--list-events", "--format", fmt)
+    assert code == 0, output
+    return output
 
 
 @needs_shared

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 import falconet.app
 import falconet.plugins
@@ -25,7 +24,7 @@ from falconet.api import (
     SourceContext,
 )
 from falconet.app import RunOptions, run
-from falconet.cli import main
+from tests.cli.run_helpers import captured_runs, invoke
 
 T0 = 1_714_557_600_000_000_000
 RULE = """\
@@ -94,21 +93,9 @@ time_format_iso_8601: true
     return config
 
 
-def invoke(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(main, list(args), prog_name="falconet")
-    return result.exit_code, result.output
-
-
 @pytest.fixture
 def captured(monkeypatch: pytest.MonkeyPatch) -> list[RunOptions]:
-    seen: list[RunOptions] = []
-
-    def run(options: RunOptions) -> int:
-        seen.append(options)
-        return 0
-
-    monkeypatch.setattr(falconet.app, "run", run)
-    return seen
+    return captured_runs(monkeypatch)
 
 
 # --- the command line --------------------------------------------------------------------------
