@@ -27,10 +27,8 @@ Run: python3 bench/cloudtrail.py [--records N] [--per-file N] [--repeat R] [--pr
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gzip
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -39,15 +37,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from paired import paired_rounds, print_ratio, profile, rules_state, run_pipeline
 
-from falconet.api import SourceContext, SourceCounters
-from falconet.dispatch import Dispatcher
-from falconet.engine import Engine, RulesState, settle_heap
+from falconet.api import SourceContext
+from falconet.engine import RulesState
 from falconet.fields import FieldRegistry
-from falconet.outputs.file import FileOutput
-from falconet.ruleset.alerts import AlertFormatter, AlertOptions
-from falconet.ruleset.loader import RulesLoader
-from falconet.ruleset.ruleset import Ruleset
 from falconet.stats import EngineStats
 from falconet_cloudtrail import cloudtrail_field_table
 from falconet_cloudtrail.source import replay_source
@@ -214,35 +208,10 @@ def write_logs(root: Path, records: int, per_file: int, notable_share: float,
     return files
 
 
-def rules_state(reg: FieldRegistry) -> RulesState:
+def load_rules(reg: FieldRegistry) -> RulesState:
     if not UPSTREAM_RULES.is_file():
         sys.exit(f"upstream rules not found at {UPSTREAM_RULES} (../shared beside the repo)")
-    loader = RulesLoader(reg)
-    result = loader.load_text(UPSTREAM_RULES.read_text(), str(UPSTREAM_RULES))
-    if not result.successful:
-        sys.exit(f"upstream rules failed to load: {result.errors[0].message}")
-    ruleset = Ruleset(loader.rules, reg, first_match=True)
-    options = AlertOptions(json_output=True, hostname="bench")
-    formatters = {r.name: AlertFormatter(r, reg.table(SOURCE), options)
-                  for r in ruleset.enabled_rules}
-    return RulesState(ruleset, formatters, {r.name: i for i, r in enumerate(loader.rules)})
-
-
-def run_pipeline(logs: Path, alerts: Path, state: RulesState) -> tuple[int, EngineStats]:
-    """One full replay; returns (CPU ns, stats)."""
-    alerts.unlink(missing_ok=True)
-    stats = EngineStats()
-
-    async def main() -> None:
-        output = FileOutput(str(alerts), keep_alive=True, buffered=True)
-        engine = Engine(state, Dispatcher({"file": output}, stats, 0), stats)
-        counters = stats.source(SOURCE).counters = SourceCounters()
-        stream = replay_source(logs, SourceContext(str(logs), {}, counters))
-        await engine.run({SOURCE: stream}, drain_timeout=60)
-
-    start = time.process_time_ns()
-    asyncio.run(main())
-    return time.process_time_ns() - start, stats
+    return rules_state(reg, UPSTREAM_RULES.read_text(), str(UPSTREAM_RULES), SOURCE)
 
 
 def run_baseline(files: list[Path]) -> tuple[int, int]:
@@ -268,37 +237,31 @@ def main() -> None:
     args = parser.parse_args()
     reg = FieldRegistry()
     reg.add_table(cloudtrail_field_table())
-    state = rules_state(reg)
+    state = load_rules(reg)
     with tempfile.TemporaryDirectory() as tmp:
         logs = Path(tmp) / "logs"
         nfiles = write_logs(logs, args.records, args.per_file, args.notable_share)
         files = sorted(logs.rglob("*.json.gz"))
         stored = sum(f.stat().st_size for f in files)
         alerts = Path(tmp) / "alerts.json"
-        if args.profile:
-            import cProfile
-            import pstats
 
-            profiler = cProfile.Profile()
-            profiler.enable()
-            run_pipeline(logs, alerts, state)
-            profiler.disable()
-            pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+        def pipeline() -> tuple[int, EngineStats]:
+            return run_pipeline(SOURCE, lambda counters: replay_source(
+                logs, SourceContext(str(logs), {}, counters)), alerts, state)
+
+        if args.profile:
+            profile(pipeline, "tottime")
             return
-        run_pipeline(logs, alerts, state)  # warm-up: buckets built, caches filled
-        settle_heap()  # as falconet.app does once start-up is done
-        pipe, base = [], []
-        stats = EngineStats()
-        records = 0
-        for _ in range(args.repeat):  # interleaved: machine noise hits both sides alike
-            ns, stats = run_pipeline(logs, alerts, state)
-            pipe.append(ns)
-            ns, records = run_baseline(files)
-            base.append(ns)
+        records: list[int] = []
+
+        def baseline() -> int:
+            ns, count = run_baseline(files)
+            records.append(count)
+            return ns
+
+        pipe, base, stats = paired_rounds(args.repeat, pipeline, baseline)
         written = sum(1 for _ in alerts.open("rb"))
-    n = records
-    ratios = sorted(b / p for p, b in zip(pipe, base, strict=True))
-    pipe_rps, base_rps = n / (min(pipe) / 1e9), n / (min(base) / 1e9)
+    n = records[-1]
     counters = stats.source(SOURCE).counters
     print(f"records: {n} in {nfiles} .json.gz files ({stored / n:.0f} bytes each stored), "
           f"rules: {len(state.formatters)} (upstream aws_cloudtrail_rules.yaml, index "
@@ -306,17 +269,10 @@ def main() -> None:
           f"{stats.source(SOURCE).events}, alerts: {stats.alerts_total} "
           f"({stats.alerts_total / n:.1%}; {written} lines in the file output), "
           f"malformed: {counters.malformed}")
-    print(f"pipeline (replay -> rules -> JSON alerts -> file): {pipe_rps:>10,.0f} records/s "
-          f"({min(pipe) / n:,.0f} ns/record)")
-    print(f"gunzip + orjson.loads alone, same files:          {base_rps:>10,.0f} records/s "
-          f"({min(base) / n:,.0f} ns/record)")
-    print(f"ratio pipeline/baseline: {statistics.median(ratios):.2f} (median of {len(ratios)} "
-          f"rounds, range {ratios[0]:.2f}-{ratios[-1]:.2f}; best times "
-          f"{pipe_rps / base_rps:.2f})  target >= 0.5")
-    if stats.output("file").dropped or stats.output("file").errors:
-        print(f"file output: dropped {stats.output('file').dropped}, "
-              f"errors {stats.output('file').errors}")
-
+    print_ratio(n, "record", pipe, base,
+                ("pipeline (replay -> rules -> JSON alerts -> file)",
+                 "gunzip + orjson.loads alone, same files"),
+                "pipeline/baseline", "0.5", stats)
 
 if __name__ == "__main__":
     main()

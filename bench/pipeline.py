@@ -24,10 +24,7 @@ Run: python3 bench/pipeline.py [--events N] [--repeat R] [--alert-share S]
 from __future__ import annotations
 
 import argparse
-import asyncio
 import random
-import statistics
-import sys
 import tempfile
 import textwrap
 import time
@@ -35,16 +32,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from paired import paired_rounds, print_ratio, profile, rules_state, run_pipeline
 
 from falconet.common_fields import common_field_table, json_field_specs
-from falconet.dispatch import Dispatcher
-from falconet.engine import Engine, RulesState, settle_heap
 from falconet.fields import FieldRegistry, FieldTable
-from falconet.outputs.file import FileOutput
 from falconet.replay import read_json_lines
-from falconet.ruleset.alerts import AlertFormatter, AlertOptions
-from falconet.ruleset.loader import RulesLoader
-from falconet.ruleset.ruleset import Ruleset
 from falconet.stats import EngineStats
 
 SOURCE = "app_logs"
@@ -167,34 +159,6 @@ def registry() -> FieldRegistry:
     return reg
 
 
-def rules_state(reg: FieldRegistry) -> RulesState:
-    loader = RulesLoader(reg)
-    result = loader.load_text(rules_yaml(), "bench_rules.yaml")
-    if not result.successful:
-        sys.exit(f"bench rules failed to load: {result.errors[0].message}")
-    ruleset = Ruleset(loader.rules, reg, first_match=True)
-    options = AlertOptions(json_output=True, hostname="bench")
-    formatters = {r.name: AlertFormatter(r, reg.table(SOURCE), options)
-                  for r in ruleset.enabled_rules}
-    return RulesState(ruleset, formatters, {r.name: i for i, r in enumerate(loader.rules)})
-
-
-def run_pipeline(events: Path, alerts: Path, state: RulesState) -> tuple[int, EngineStats]:
-    """One full run; returns (ns, stats)."""
-    alerts.unlink(missing_ok=True)
-    stats = EngineStats()
-
-    async def main() -> None:
-        output = FileOutput(str(alerts), keep_alive=True, buffered=True)
-        engine = Engine(state, Dispatcher({"file": output}, stats, 0), stats)
-        stream = read_json_lines(SOURCE, events, stats.source(SOURCE).counters)
-        await engine.run({SOURCE: stream}, drain_timeout=60)
-
-    start = time.process_time_ns()
-    asyncio.run(main())
-    return time.process_time_ns() - start, stats
-
-
 def run_loads(events: Path, passes: int = LOADS_PASSES) -> int:
     """ns for one pass of ``orjson.loads`` over the file, timed over ``passes`` passes so that
     the baseline runs about as long as the pipeline does: on a shared machine a short run is
@@ -218,50 +182,32 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="cProfile one pipeline run")
     args = parser.parse_args()
     reg = registry()
-    state = rules_state(reg)
+    state = rules_state(reg, rules_yaml(), "bench_rules.yaml", SOURCE)
     with tempfile.TemporaryDirectory() as tmp:
         events = Path(tmp) / "events.jsonl"
         lines = make_events(args.events, args.alert_share)
         events.write_bytes(b"\n".join(lines) + b"\n")
         alerts = Path(tmp) / "alerts.json"
-        if args.profile:
-            import cProfile
-            import pstats
 
-            profiler = cProfile.Profile()
-            profiler.enable()
-            run_pipeline(events, alerts, state)
-            profiler.disable()
-            pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
+        def pipeline() -> tuple[int, EngineStats]:
+            return run_pipeline(SOURCE, lambda counters: read_json_lines(
+                SOURCE, events, counters), alerts, state)
+
+        if args.profile:
+            profile(pipeline, "cumulative")
             return
-        run_pipeline(events, alerts, state)  # warm-up: buckets built, caches filled
-        settle_heap()  # as falconet.app does once start-up is done
-        pipe, base = [], []
-        stats = EngineStats()
-        for _ in range(args.repeat):  # interleaved: machine noise hits both sides alike
-            ns, stats = run_pipeline(events, alerts, state)
-            pipe.append(ns)
-            base.append(run_loads(events))
+        pipe, base, stats = paired_rounds(args.repeat, pipeline, lambda: run_loads(events))
         n = args.events
         written = sum(1 for _ in alerts.open("rb"))
         size = events.stat().st_size / n
-    ratios = sorted(b / p for p, b in zip(pipe, base, strict=True))
-    pipe_eps, loads_eps = n / (min(pipe) / 1e9), n / (min(base) / 1e9)
     print(f"events: {n} ({size:.0f} bytes each), rules: {len(state.formatters)} "
           f"(source {SOURCE}, json.value fields), alerts: {stats.alerts_total} "
           f"({stats.alerts_total / n:.1%}; {written} lines in the file output), "
           f"malformed: {stats.source(SOURCE).counters.malformed}")
-    print(f"pipeline (reader -> rules -> JSON alerts -> file): {pipe_eps:>10,.0f} events/s "
-          f"({min(pipe) / n:,.0f} ns/event)")
-    print(f"orjson.loads alone, same lines from the same file: {loads_eps:>10,.0f} events/s "
-          f"({min(base) / n:,.0f} ns/event)")
-    print(f"ratio pipeline/loads: {statistics.median(ratios):.2f} (median of {len(ratios)} "
-          f"rounds, range {ratios[0]:.2f}-{ratios[-1]:.2f}; best times {pipe_eps / loads_eps:.2f})"
-          f"  target >= 0.33")
-    if stats.output("file").dropped or stats.output("file").errors:
-        print(f"file output: dropped {stats.output('file').dropped}, "
-              f"errors {stats.output('file').errors}")
-
+    print_ratio(n, "event", pipe, base,
+                ("pipeline (reader -> rules -> JSON alerts -> file)",
+                 "orjson.loads alone, same lines from the same file"),
+                "pipeline/loads", "0.33", stats)
 
 if __name__ == "__main__":
     main()
