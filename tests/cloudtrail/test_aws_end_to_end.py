@@ -5,11 +5,12 @@ own ``/metrics`` shows the throttled requests and the bad objects by reason."""
 from __future__ import annotations
 
 import gzip
-import signal
 import subprocess
 import sys
 import urllib.request
 from pathlib import Path
+
+from tests.processes import stop, wait_until
 
 from .helpers import log_file
 from .moto import (  # noqa: F401  (the *_fixture names register fixtures)
@@ -28,7 +29,6 @@ from .test_checkpoint_end_to_end import (
     environment,
     falco_yaml,
     rec,
-    wait_for,
 )
 
 
@@ -61,18 +61,13 @@ def test_throttling_and_bad_objects_show_in_metrics_while_alerts_flow(moto: Moto
                                     stdout=out, stderr=err, text=True, cwd=tmp_path,
                                     env=environment())
         try:
-            wait_for("three events", lambda: 'falconet_events_total{source="aws_cloudtrail"} 3'
+            wait_until("three events", lambda: 'falconet_events_total{source="aws_cloudtrail"} 3'
                      in scrape(web), proc, stderr)
             metrics = [ln for ln in scrape(web).splitlines()
                        if "aws_cloudtrail" in ln and not ln.startswith("#")
                        and ("rejected" in ln or "malformed" in ln)]
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=DEADLINE_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc, DEADLINE_S)
         assert proxy.throttled == 3
     assert proc.returncode == 0, stderr.read_text()
     assert alerts(stdout.read_text()) == ["one", "two", "three"]

@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from tests.processes import stop, wait_until
 
 from .helpers import log_file, record
 from .moto import (  # noqa: F401  (the *_fixture names register fixtures)
@@ -110,18 +110,6 @@ def test_each_run_alerts_once_for_what_is_new_since_the_last(moto: Moto, tmp_pat
     assert alerts(third.stdout) == []
 
 
-def wait_for(what: str, ok: Callable[[], bool], proc: subprocess.Popen[str],
-             stderr: Path) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while not ok():
-        if proc.poll() is not None:
-            raise AssertionError(f"falconet exited ({proc.returncode}) before {what}:\n"
-                                 f"{stderr.read_text()}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}:\n{stderr.read_text()}")
-        time.sleep(0.05)
-
-
 def test_a_polling_run_reads_new_objects_once_and_resumes_after_sigterm(
         moto: Moto, tmp_path: Path) -> None:
     s3 = moto.bucket(BUCKET, {"AWSLogs/1.json": log_file(rec("one"))})
@@ -132,20 +120,14 @@ def test_a_polling_run_reads_new_objects_once_and_resumes_after_sigterm(
                                 stdout=out, stderr=err, text=True, cwd=tmp_path,
                                 env=environment())
     try:
-        wait_for("the first alert", lambda: alerts(stdout.read_text()) == ["one"], proc,
-                 stderr)
+        wait_until("the first alert", lambda: alerts(stdout.read_text()) == ["one"], proc, stderr)
         s3.put_object(Bucket=BUCKET, Key="AWSLogs/2.json.gz", Body=gz_log(rec("two")))
-        wait_for("the second alert", lambda: len(alerts(stdout.read_text())) >= 2, proc, stderr)
+        wait_until("the second alert", lambda: len(alerts(stdout.read_text())) >= 2, proc, stderr)
         s3.put_object(Bucket=BUCKET, Key="AWSLogs/3.json", Body=log_file(rec("three")))
-        wait_for("the third alert", lambda: len(alerts(stdout.read_text())) >= 3, proc, stderr)
+        wait_until("the third alert", lambda: len(alerts(stdout.read_text())) >= 3, proc, stderr)
         time.sleep(1.0)  # five more polls
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=DEADLINE_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, DEADLINE_S)
     assert proc.returncode == 0, stderr.read_text()
     assert alerts(stdout.read_text()) == ["one", "two", "three"]
 

@@ -5,18 +5,17 @@ alert appears on stdout, and falconet's own /metrics counts the events and the r
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 import orjson
 import pytest
+
+from tests.processes import stop, wait_until
 
 from .helpers import TRACES, json_error
 
@@ -41,18 +40,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def wait_until(what: str, ok: Callable[[], bool], proc: subprocess.Popen[str],
-               stderr: Path) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while not ok():
-        if proc.poll() is not None:
-            raise AssertionError(f"falconet exited ({proc.returncode}) before {what}:\n"
-                                 f"{stderr.read_text()}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}:\n{stderr.read_text()}")
-        time.sleep(0.05)
 
 
 def request(url: str, body: bytes | None = None,
@@ -135,12 +122,7 @@ metrics:
         assert ('falcosecurity_falco_rules_matches_total{priority="5",rule_name="Pod created",'
                 'source="k8s_audit"} 1') in text.splitlines()
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=DEADLINE_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, DEADLINE_S)
     assert proc.returncode == 0, stderr.read_text()
     alerts = [ln for ln in stdout.read_text().splitlines() if "pod created" in ln]
     assert alerts == [

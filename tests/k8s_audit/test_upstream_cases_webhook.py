@@ -13,11 +13,9 @@ lines and log lines written since the previous case are that case's.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -27,6 +25,8 @@ from typing import Any
 import orjson
 import pytest
 import yaml
+
+from tests.processes import stop, wait_until
 
 from .upstream_cases import (
     FALCO_YAML,
@@ -120,14 +120,7 @@ class LiveFalconet:
         self.events = 0
 
     def wait_until(self, what: str, ok: Callable[[], bool]) -> None:
-        deadline = time.monotonic() + DEADLINE_S
-        while not ok():
-            if self.proc.poll() is not None:
-                raise AssertionError(f"falconet exited ({self.proc.returncode}) before {what}:"
-                                     f"\n{self.stderr.read_text()}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"gave up waiting for {what}:\n{self.stderr.read_text()}")
-            time.sleep(0.02)
+        wait_until(what, ok, self.proc, self.stderr, DEADLINE_S)
 
     def metrics(self) -> str:
         return http(f"http://127.0.0.1:{self.web_port}/metrics")[1]
@@ -152,12 +145,7 @@ class LiveFalconet:
         return parse_alerts(new_out), new_err
 
     def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=DEADLINE_S)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop(self.proc, DEADLINE_S)
         assert self.proc.returncode == 0, self.stderr.read_text()
 
 

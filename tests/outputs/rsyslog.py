@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
+
+from tests.processes import stop
 
 from .helpers import PEER_DEADLINE_S
 
@@ -73,12 +74,7 @@ class Rsyslog:
     def stop(self) -> None:
         proc, self.proc = self.proc, None
         if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=PEER_DEADLINE_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc, PEER_DEADLINE_S)
 
 
 def _socket_inodes(pid: int) -> set[str]:

@@ -5,14 +5,13 @@ shows the source's counters, SIGTERM stops it with exit code 0 and Falco's summa
 from __future__ import annotations
 
 import re
-import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
+from tests.processes import stop, wait_until
 from tests.syscall_ebpf.live_helpers import (
     DEADLINE_S,
     REPO,
@@ -43,16 +42,6 @@ out["fd"] = fd
 TIME = r"\d\d:\d\d:\d\d\.\d{9}"
 
 
-def wait_for(what: str, predicate: object, proc: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while not predicate():  # type: ignore[operator]
-        if proc.poll() is not None:
-            raise AssertionError(f"falconet exited ({proc.returncode}) before {what}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.05)
-
-
 def scrape(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
         return resp.read().decode()
@@ -72,21 +61,20 @@ def test_a_one_line_rule_alerts_on_the_live_open_of_etc_shadow(tmp_path: Path) -
             stdout=out_file, stderr=err_file, text=True, cwd=REPO)
         child = None
         try:
-            wait_for("the probe to load", lambda: "eBPF probe loaded" in err_path.read_text(),
+            wait_until("the probe to load", lambda: "eBPF probe loaded" in err_path.read_text(),
                      proc)
             child = start_child(ACTION, child_name(), tmp_path)
             go(child)
             info = finish_child(child)
             line = re.compile(rf"{TIME}: Warning shadow opened by \S+ \(pid={info['pid']} .*")
-            wait_for("the alert", lambda: any(line.fullmatch(x) for x in
+            wait_until("the alert", lambda: any(line.fullmatch(x) for x in
                                               out_path.read_text().splitlines()), proc)
-            wait_for("the webserver", lambda: _listening(port), proc)
+            wait_until("the webserver", lambda: _listening(port), proc)
             # the kernel counters are read every second
-            wait_for("the kernel counters", lambda: re.search(
+            wait_until("the kernel counters", lambda: re.search(
                 r"^falcosecurity_scap_n_evts_total [1-9]", scrape(port), re.M), proc)
             metrics = scrape(port)
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=DEADLINE_S)
+            stop(proc, DEADLINE_S)
         finally:
             if child is not None and child.poll() is None:
                 child.kill()
