@@ -53,6 +53,11 @@ def record(event_name: str = "DescribeInstances", **extra: Any) -> dict[str, Any
     return doc
 
 
+def rec(event_id: str, when: str = EVENT_TIME, **extra: Any) -> dict[str, Any]:
+    """A DescribeInstances record with this event ID: what the S3 and SQS tests store."""
+    return record("DescribeInstances", eventID=event_id, eventTime=when, **extra)
+
+
 def log_file(*records: Any) -> bytes:
     """A log file as CloudTrail writes it: compact ``{"Records":[...]}``."""
     return orjson.dumps({"Records": list(records)})

@@ -33,8 +33,10 @@ from .helpers import RecordingLog, log_file
 
 # Test modules import the fixtures ``moto_server`` (one server per module), ``moto`` (emptied
 # for each test) and ``aws_env`` by their function names (``moto_fixture``...).
-__all__ = ["ACCOUNT", "REGION", "Moto", "ThrottlingProxy", "aws_env_fixture", "collect",
+__all__ = ["ACCOUNT", "BUCKET", "REGION", "Moto", "ThrottlingProxy", "aws_env_fixture", "collect",
            "context", "gz_log", "ids", "moto_fixture", "moto_server_fixture", "trail_key"]
+#: the trail bucket the tests create
+BUCKET = "trail-bucket"
 
 REGION = "us-east-1"
 #: moto's default account

@@ -16,25 +16,17 @@ from falconet_cloudtrail.remote import RemoteError
 from falconet_cloudtrail.s3 import open_s3
 from falconet_cloudtrail.sqs import open_sqs
 
-from .helpers import log_file, record
-from .moto import (  # noqa: F401  (the *_fixture names register fixtures)
+from .helpers import log_file, rec
+from .moto import (
+    BUCKET,
     REGION,
     Moto,
     ThrottlingProxy,
-    aws_env_fixture,
     collect,
     context,
     free_port,
     ids,
-    moto_fixture,
-    moto_server_fixture,
 )
-
-BUCKET = "trail-bucket"
-
-
-def rec(event_id: str) -> dict[str, Any]:
-    return record("DescribeInstances", eventID=event_id)
 
 
 def profile_files(directory: Path, profile: str, key: dict[str, str]) -> dict[str, str]:

@@ -12,23 +12,19 @@ from pathlib import Path
 
 from tests.processes import stop, wait_until
 
-from .helpers import log_file
-from .moto import (  # noqa: F401  (the *_fixture names register fixtures)
+from .helpers import log_file, rec
+from .moto import (
+    BUCKET,
     Moto,
     ThrottlingProxy,
-    aws_env_fixture,
     free_port,
     gz_log,
-    moto_fixture,
-    moto_server_fixture,
 )
 from .test_checkpoint_end_to_end import (
-    BUCKET,
     DEADLINE_S,
     alerts,
     environment,
     falco_yaml,
-    rec,
 )
 
 

@@ -26,25 +26,16 @@ from falconet_cloudtrail.objects import BATCH_SIZE
 from falconet_cloudtrail.remote import RemoteError
 from falconet_cloudtrail.s3 import Listing, open_s3
 
-from .helpers import log_file, record
-from .moto import (  # noqa: F401  (the *_fixture names register fixtures)
+from .helpers import log_file, rec
+from .moto import (
+    BUCKET,
     Moto,
-    aws_env_fixture,
     collect,
     context,
     gz_log,
     ids,
-    moto_fixture,
-    moto_server_fixture,
     trail_key,
 )
-
-BUCKET = "trail-bucket"
-
-
-def rec(event_id: str) -> dict[str, Any]:
-    return record("DescribeInstances", eventID=event_id)
-
 
 # --- the file -------------------------------------------------------------------------------
 

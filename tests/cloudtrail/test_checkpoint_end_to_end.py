@@ -17,17 +17,14 @@ from typing import Any
 
 from tests.processes import stop, wait_until
 
-from .helpers import log_file, record
-from .moto import (  # noqa: F401  (the *_fixture names register fixtures)
+from .helpers import log_file, rec, record
+from .moto import (
+    BUCKET,
     REGION,
     Moto,
-    aws_env_fixture,
     gz_log,
-    moto_fixture,
-    moto_server_fixture,
 )
 
-BUCKET = "trail-bucket"
 DEADLINE_S = 60.0
 RULES = """\
 - rule: Instances described
@@ -39,9 +36,6 @@ RULES = """\
 """
 ALERT = re.compile(r"^\d\d:\d\d:\d\d\.\d{9}: Notice described by alice \(id=(\S+)\)$")
 
-
-def rec(event_id: str) -> dict[str, Any]:
-    return record("DescribeInstances", eventID=event_id)
 
 
 def falco_yaml(tmp_path: Path, moto: Moto, **init_config: Any) -> Path:

@@ -13,25 +13,17 @@ import pytest
 
 from falconet_cloudtrail.s3 import open_s3
 
-from .helpers import log_file, record
-from .moto import (  # noqa: F401  (the *_fixture names register fixtures)
+from .helpers import log_file, rec
+from .moto import (
+    BUCKET,
     Moto,
     ThrottlingProxy,
-    aws_env_fixture,
     collect,
     context,
     gz_log,
     ids,
-    moto_fixture,
-    moto_server_fixture,
     trail_key,
 )
-
-BUCKET = "trail-bucket"
-
-
-def rec(event_id: str, when: str = "2024-05-01T10:00:00Z", **extra: Any) -> dict[str, Any]:
-    return record("DescribeInstances", eventID=event_id, eventTime=when, **extra)
 
 
 def read_all(ctx: Any) -> list[Any]:

@@ -17,25 +17,19 @@ import pytest
 
 from falconet_cloudtrail.sqs import EXPECTED, Unrecognised, open_sqs, parse_message
 
-from .helpers import log_file, record
-from .moto import (  # noqa: F401  (the *_fixture names register fixtures)
+from .helpers import log_file, rec
+from .moto import (
+    BUCKET,
     Moto,
-    aws_env_fixture,
     context,
     gz_log,
     ids,
-    moto_fixture,
-    moto_server_fixture,
 )
 
-BUCKET = "trail-bucket"
 QUEUE = "trail-queue"
 #: how long the test lets the stream run after it saw everything it waited for
 SETTLE_S = 2.5
 
-
-def rec(event_id: str) -> dict[str, Any]:
-    return record("DescribeInstances", eventID=event_id)
 
 
 def queue(moto: Moto, name: str = QUEUE, **attributes: str) -> tuple[str, str]:
